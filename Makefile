@@ -1,0 +1,39 @@
+# Every target sets up what it needs: uv (from PyPI when missing) and the locked .venv.
+PYTHON ?= python3
+UV := $(shell command -v uv 2>/dev/null || echo "$(PYTHON) -m uv")
+RUN := $(UV) run --locked --no-sync
+STACK ?= sg
+VENV_STAMP := .venv/.synced
+
+.PHONY: help setup test pytest lint typecheck fmt plan
+
+help:
+	@echo "make test            lint, type check and every test (what CI runs)"
+	@echo "make plan STACK=sg   the stack's resources, offline (sg, eu)"
+	@echo "make lint | typecheck | fmt | pytest"
+
+$(VENV_STAMP): pyproject.toml uv.lock
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
+	$(UV) sync --locked
+	@touch $@
+
+setup: $(VENV_STAMP)
+
+test: lint typecheck pytest
+
+pytest: $(VENV_STAMP)
+	$(RUN) pytest -q
+
+lint: $(VENV_STAMP)
+	$(RUN) ruff check .
+	$(RUN) ruff format --check .
+
+typecheck: $(VENV_STAMP)
+	$(RUN) pyright
+
+fmt: $(VENV_STAMP)
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+plan: $(VENV_STAMP)
+	$(RUN) python -m ops plan $(STACK)

@@ -1,0 +1,1 @@
+"""Reusable Pulumi component resources. They know nothing of stacks or config."""

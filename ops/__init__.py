@@ -1,0 +1,1 @@
+"""Command-line tools that work without the Pulumi CLI or a cloud account."""

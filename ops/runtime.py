@@ -1,0 +1,234 @@
+"""Run the program (or any part of it) under Pulumi's mock runtime and record what it
+registers: no Pulumi CLI, no provider plugins, no cloud account.
+
+``ops plan``, ``ops check`` and the unit tests all go through ``run_mocked``, so what
+the tests assert is exactly what the plan shows.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import hashlib
+import os
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+from pulumi.runtime import mocks, rpc
+from pulumi.runtime import settings as runtime_settings
+from pulumi.runtime.config import set_all_config
+from pulumi.runtime.stack import run_pulumi_func
+from pulumi.runtime.sync_await import _sync_await
+
+MOCK_ACCOUNT = "123456789012"
+SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a display marker, not a credential)
+"""What a secret value is shown as in a plan."""
+
+_SECRET_SIG = rpc._special_sig_key
+_SECRET_VALUE = rpc._special_secret_sig
+
+
+@dataclass(frozen=True)
+class PlannedResource:
+    """One resource registration, as the engine would receive it."""
+
+    urn: str
+    type: str
+    name: str
+    parent: str | None
+    inputs: dict[str, Any]
+    custom: bool
+    protect: bool
+    provider: str | None
+
+    def tag(self, key: str) -> str | None:
+        tags = self.inputs.get("tags") or {}
+        return tags.get(key) if isinstance(tags, dict) else None
+
+
+@dataclass
+class Plan:
+    """Everything one mocked run registered, in registration order."""
+
+    project: str
+    stack: str
+    resources: list[PlannedResource] = field(default_factory=list)
+    outputs: dict[str, Any] = field(default_factory=dict)
+
+    def of_type(self, type_: str) -> list[PlannedResource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def one(self, type_: str) -> PlannedResource:
+        found = self.of_type(type_)
+        if len(found) != 1:
+            raise AssertionError(f"expected one {type_}, found {len(found)}")
+        return found[0]
+
+    def named(self, name: str) -> PlannedResource:
+        for resource in self.resources:
+            if resource.name == name:
+                return resource
+        raise KeyError(name)
+
+    def children_of(self, parent: PlannedResource) -> list[PlannedResource]:
+        return [r for r in self.resources if r.parent == parent.urn]
+
+
+def _mask_secrets(value: Any) -> Any:
+    if isinstance(value, dict):
+        if value.get(_SECRET_SIG) == _SECRET_VALUE:
+            return SECRET_PLACEHOLDER
+        return {key: _mask_secrets(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_secrets(item) for item in value]
+    return value
+
+
+def _service_of(type_: str) -> str:
+    """``aws:ec2/vpc:Vpc`` -> ``ec2``."""
+    return type_.split(":")[1].split("/")[0]
+
+
+class PlanMocks(pulumi.runtime.Mocks):
+    """Deterministic stand-ins for what AWS and Docker would return.
+
+    Ids and ARNs derive from resource names, so two runs of the same program give the
+    same plan. The region of a resource is its provider's, else the stack's.
+    """
+
+    def __init__(self, default_region: str) -> None:
+        self.default_region = default_region
+        self.provider_regions: dict[str, str] = {}
+
+    def _region(self, provider_ref: str | None) -> str:
+        if provider_ref:
+            return self.provider_regions.get(provider_ref.rsplit("::", 1)[-1], self.default_region)
+        return self.default_region
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
+        resource_id = f"{args.name}-id"
+        state = dict(args.inputs)
+        if args.typ == "pulumi:providers:aws":
+            self.provider_regions[resource_id] = str(args.inputs.get("region"))
+            return resource_id, state
+        region = self._region(args.provider)
+        if args.typ.startswith("aws:"):
+            kind = args.typ.rsplit(":", 1)[-1].lower()
+            state.setdefault(
+                "arn",
+                f"arn:aws:{_service_of(args.typ)}:{region}:{MOCK_ACCOUNT}:{kind}/{args.name}",
+            )
+        if args.typ == "aws:ecr/repository:Repository":
+            repository = state.get("name", args.name)
+            state["repositoryUrl"] = f"{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repository}"
+            state["registryId"] = MOCK_ACCOUNT
+        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+            state.setdefault("name", args.name)
+        elif args.typ == "docker:index/image:Image":
+            image_name = str(args.inputs["imageName"])
+            repository = image_name.rsplit(":", 1)[0]
+            digest = hashlib.sha256(image_name.encode()).hexdigest()
+            state["repoDigest"] = f"{repository}@sha256:{digest}"
+        return resource_id, state
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
+        region = self._region(args.provider)
+        answers: dict[str, Callable[[], dict[str, Any]]] = {
+            "aws:index/getAvailabilityZones:getAvailabilityZones": lambda: {
+                "names": [f"{region}{letter}" for letter in "abc"],
+                "zoneIds": [f"{region}-az{number}" for number in (1, 2, 3)],
+                "state": "available",
+                "id": region,
+            },
+            "aws:index/getRegion:getRegion": lambda: {"region": region, "id": region},
+            "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
+                "accountId": MOCK_ACCOUNT,
+                "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:root",
+            },
+            "aws:ecr/getAuthorizationToken:getAuthorizationToken": lambda: {
+                "userName": "AWS",
+                "password": "mock-ecr-password",
+            },
+        }
+        if args.token not in answers:
+            raise NotImplementedError(f"the plan mocks do not answer {args.token}")
+        return answers[args.token](), []
+
+
+class _RecordingMonitor(mocks.MockMonitor):
+    """The mock monitor, also keeping each registration's parent, options and inputs."""
+
+    def __init__(self, plan_mocks: PlanMocks, plan: Plan) -> None:
+        super().__init__(plan_mocks)
+        self.plan = plan
+
+    def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().RegisterResource(request)
+        if request.type != "pulumi:pulumi:Stack":
+            self.plan.resources.append(
+                PlannedResource(
+                    urn=response.urn,
+                    type=request.type,
+                    name=request.name,
+                    parent=request.parent or None,
+                    inputs=_mask_secrets(rpc.deserialize_properties(request.object)),
+                    custom=bool(request.custom),
+                    protect=bool(request.protect),
+                    provider=request.provider or None,
+                )
+            )
+        return response
+
+
+@contextmanager
+def _working_directory(path: Path) -> Iterator[None]:
+    previous = Path.cwd()
+    os.chdir(path)
+    try:
+        yield
+    finally:
+        os.chdir(previous)
+
+
+def run_mocked(
+    program: Callable[[], None],
+    *,
+    project: str,
+    stack: str,
+    config: Mapping[str, str] | None = None,
+    secret_keys: list[str] | None = None,
+    cwd: Path | None = None,
+) -> Plan:
+    """Run ``program`` as stack ``stack`` with ``config`` and return what it registered.
+
+    Each run gets a fresh context, so runs in one process never see each other's
+    resources, config or stack. Exceptions from the program (config errors included)
+    propagate unchanged.
+    """
+    plan = Plan(project=project, stack=stack)
+    all_config = dict(config or {})
+
+    def run() -> None:
+        set_all_config(all_config, secret_keys or [])
+        plan_mocks = PlanMocks(default_region=all_config.get("aws:region", "us-east-1"))
+        monitor = _RecordingMonitor(plan_mocks, plan)
+        mocks.set_mocks(plan_mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        _sync_await(run_pulumi_func(program))
+        root = runtime_settings.get_root_resource()
+        exported: dict[str, Any] = getattr(root, "outputs", {})
+        plan.outputs = _sync_await(_resolve_outputs(exported))
+
+    with _working_directory(cwd or Path.cwd()):
+        contextvars.Context().run(run)
+    return plan
+
+
+async def _resolve_outputs(exported: Mapping[str, Any]) -> dict[str, Any]:
+    resolved: dict[str, Any] = {}
+    for key, value in exported.items():
+        output = pulumi.Output.from_input(value)
+        resolved[key] = SECRET_PLACEHOLDER if await output.is_secret() else await output.future()
+    return resolved
