@@ -201,14 +201,15 @@ def run_mocked(
     config: Mapping[str, str] | None = None,
     secret_keys: list[str] | None = None,
     cwd: Path | None = None,
+    plan: Plan | None = None,
 ) -> Plan:
     """Run ``program`` as stack ``stack`` with ``config`` and return what it registered.
 
     Each run gets a fresh context, so runs in one process never see each other's
     resources, config or stack. Exceptions from the program (config errors included)
-    propagate unchanged.
+    propagate unchanged; pass ``plan`` to see what was registered before one was raised.
     """
-    plan = Plan(project=project, stack=stack)
+    plan = plan if plan is not None else Plan(project=project, stack=stack)
     all_config = dict(config or {})
 
     def run() -> None:

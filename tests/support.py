@@ -1,0 +1,64 @@
+"""Helpers shared by the tests: run components and stacks under the plan mocks."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import json
+from collections.abc import Callable
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+from ops.runtime import Plan, PlannedResource, run_mocked
+from ops.stackfiles import read_stack_config
+from stacks.config import PROJECT
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_component(program: Callable[[], None], region: str = "ap-southeast-1") -> Plan:
+    """Run ``program`` (which creates components) as a throwaway stack in ``region``."""
+    return run_mocked(
+        program, project=PROJECT, stack="test", config={"aws:region": region}, cwd=ROOT
+    )
+
+
+def committed_config(stack: str) -> dict[str, str]:
+    """The committed stack's config, as the engine would hand it to the program."""
+    return dict(read_stack_config(ROOT, stack).values)
+
+
+def with_section(raw: dict[str, str], section: str, **changes: Any) -> dict[str, str]:
+    """A copy of ``raw`` whose object-valued ``section`` has ``changes`` merged in;
+    a change to ``None`` removes that key."""
+    key = f"{PROJECT}:{section}"
+    value = json.loads(raw.get(key, "{}"))
+    value.update(changes)
+    value = {k: v for k, v in value.items() if v is not None}
+    return {**raw, key: json.dumps(value)}
+
+
+@cache
+def aws_class(type_token: str) -> type:
+    """``aws:ec2/vpc:Vpc`` -> ``pulumi_aws.ec2.Vpc``."""
+    _, module_path, class_name = type_token.split(":")
+    module = module_path.split("/")[0]
+    package = importlib.import_module("pulumi_aws" if module == "index" else f"pulumi_aws.{module}")
+    return getattr(package, class_name)
+
+
+def is_taggable(resource: PlannedResource) -> bool:
+    """Whether the resource's pulumi-aws class accepts ``tags``."""
+    if not resource.type.startswith("aws:"):
+        return False
+    cls = aws_class(resource.type)
+    return "tags" in inspect.signature(cls._internal_init).parameters  # type: ignore[attr-defined]
+
+
+def ingress_cidrs(resource: PlannedResource) -> list[str]:
+    """Every IPv4/IPv6 CIDR a security group (inline rules) admits."""
+    cidrs: list[str] = []
+    for rule in resource.inputs.get("ingress", []):
+        cidrs += rule.get("cidrBlocks", []) + rule.get("ipv6CidrBlocks", [])
+    return cidrs

@@ -1,0 +1,198 @@
+"""Stack config validation: every bad input named by key, all at once, before any resource."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import stacks
+from ops.runtime import Plan, run_mocked
+from stacks.config import ConfigError, parse_stack_config
+from tests.support import ROOT, committed_config, with_section
+
+SG = committed_config("sg")
+
+
+def problems(raw: dict[str, str]) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(raw, "test")
+    return caught.value.problems
+
+
+def only_problem(raw: dict[str, str]) -> str:
+    found = problems(raw)
+    assert len(found) == 1, found
+    return found[0]
+
+
+@pytest.mark.parametrize("stack", ["sg", "eu"])
+def test_committed_stacks_are_valid(stack: str) -> None:
+    config = parse_stack_config(committed_config(stack), stack)
+    assert config.region in config.exchange_access_regions
+
+
+def test_committed_vpc_ranges_are_disjoint_and_declared_as_peers() -> None:
+    sg = parse_stack_config(committed_config("sg"), "sg").network
+    eu = parse_stack_config(committed_config("eu"), "eu").network
+    assert eu.cidr in sg.peer_cidrs
+    assert sg.cidr in eu.peer_cidrs
+
+
+def test_values_come_through_typed() -> None:
+    config = parse_stack_config(SG, "sg")
+    assert config.production is True
+    assert config.network.az_count == 3
+    assert config.network.nat == "per-az"
+    assert config.registry.image_build is not None
+
+
+def test_region_outside_the_exchange_allow_list_is_rejected() -> None:
+    message = only_problem({**SG, "aws:region": "us-east-1"})
+    assert message.startswith("aws:region: us-east-1 is not in trading-infra:exchangeAccessRegions")
+    assert "Binance" in message
+
+
+def test_the_allow_list_itself_is_configurable() -> None:
+    raw = {
+        **SG,
+        "aws:region": "us-east-1",
+        "trading-infra:exchangeAccessRegions": json.dumps(["us-east-1"]),
+    }
+    assert parse_stack_config(raw, "test").region == "us-east-1"
+
+
+@pytest.mark.parametrize(
+    ("cidr", "expected"),
+    [
+        ("8.8.0.0/16", "is not a private range"),
+        ("10.0.0.0/8", "is a /8; choose a prefix from /16 to /24"),
+        ("10.0.0.0/25", "is a /25; choose a prefix from /16 to /24"),
+        ("10.0.0.1/16", "is not an IPv4 network"),
+        ("banana", "is not an IPv4 network"),
+    ],
+)
+def test_bad_vpc_cidr_is_rejected(cidr: str, expected: str) -> None:
+    message = only_problem(with_section(SG, "network", cidr=cidr, peerCidrs=[]))
+    assert message.startswith("trading-infra:network.cidr: ")
+    assert expected in message
+
+
+def test_subnets_that_do_not_fit_are_rejected() -> None:
+    raw = with_section(SG, "network", cidr="10.10.0.0/21", privateSubnetPrefix=22, peerCidrs=[])
+    message = only_problem(raw)
+    assert message.startswith("trading-infra:network: ")
+    assert "3 private /22 and 3 public /24 subnets do not fit in 10.10.0.0/21" in message
+
+
+def test_subnet_prefix_not_longer_than_the_vpc_is_rejected() -> None:
+    raw = with_section(SG, "network", cidr="10.10.0.0/22", peerCidrs=[])
+    message = only_problem(raw)
+    assert "privateSubnetPrefix /20 must be longer than the VPC's /22" in message
+
+
+def test_overlap_with_the_other_region_is_rejected() -> None:
+    message = only_problem(with_section(SG, "network", cidr="10.20.0.0/16"))
+    assert message.startswith("trading-infra:network: ")
+    assert "overlaps peer network 10.20.0.0/16" in message
+
+
+@pytest.mark.parametrize("az_count", [1, 4])
+def test_az_count_outside_two_to_three_is_rejected(az_count: int) -> None:
+    message = only_problem(with_section(SG, "network", azCount=az_count))
+    assert message.startswith("trading-infra:network.azCount: ")
+
+
+def test_unknown_top_level_key_suggests_the_nearest() -> None:
+    raw = {**SG, "trading-infra:netwrk": "{}"}
+    assert only_problem(raw) == (
+        "trading-infra:netwrk: unknown key; did you mean 'trading-infra:network'?"
+    )
+
+
+def test_unknown_nested_key_suggests_the_nearest() -> None:
+    raw = with_section(SG, "network", natt="single")
+    assert only_problem(raw) == "trading-infra:network.natt: unknown key; did you mean 'nat'?"
+
+
+def test_string_where_a_number_is_expected_is_rejected() -> None:
+    message = only_problem(with_section(SG, "network", azCount="3"))
+    assert message.startswith("trading-infra:network.azCount: Input should be a valid integer")
+    assert "(got '3')" in message
+
+
+def test_unknown_nat_strategy_lists_the_choices() -> None:
+    message = only_problem(with_section(SG, "network", nat="double"))
+    assert "'none', 'single' or 'per-az'" in message
+
+
+def test_other_namespaces_pass_through() -> None:
+    config = parse_stack_config({**SG, "aws:profile": "trading"}, "sg")
+    assert config.region == "ap-southeast-1"
+
+
+def test_missing_role_and_network_are_named() -> None:
+    raw = {k: v for k, v in SG.items() if k not in ("trading-infra:role", "trading-infra:network")}
+    found = problems(raw)
+    assert any(p.startswith("trading-infra:role: required") for p in found)
+    assert any(p.startswith("trading-infra:network: required") for p in found)
+
+
+def test_registry_build_and_image_uri_are_exclusive() -> None:
+    digest = "1" * 64
+    raw = with_section(SG, "registry", imageUri=f"example.org/api@sha256:{digest}")
+    message = only_problem(raw)
+    assert message.startswith("trading-infra:registry: build and imageUri are both set")
+
+
+def test_image_uri_must_be_pinned_by_digest() -> None:
+    raw = with_section(SG, "registry", build=None, imageUri="example.org/api:latest")
+    assert only_problem(raw).startswith("trading-infra:registry.imageUri: ")
+
+
+def test_build_context_must_exist() -> None:
+    raw = with_section(SG, "registry", build={"context": "no-such-dir"})
+    message = only_problem(raw)
+    assert message.startswith("trading-infra:registry.build: context 'no-such-dir'")
+
+
+def test_all_errors_are_reported_at_once() -> None:
+    raw = with_section(
+        {**SG, "aws:region": "us-east-1", "trading-infra:prodution": "true"},
+        "network",
+        cidr="8.8.0.0/16",
+        azCount=5,
+    )
+    found = problems(raw)
+    keys = sorted(p.split(": ", 1)[0] for p in found)
+    assert keys == [
+        "aws:region",
+        "trading-infra:network.azCount",
+        "trading-infra:network.cidr",
+        "trading-infra:prodution",
+    ]
+
+
+def test_invalid_config_registers_no_resource() -> None:
+    recorded = Plan(project="trading-infra", stack="bad")
+    with pytest.raises(ConfigError):
+        run_mocked(
+            stacks.main,
+            project="trading-infra",
+            stack="bad",
+            config={**SG, "aws:region": "us-east-1"},
+            cwd=ROOT,
+            plan=recorded,
+        )
+    assert recorded.resources == []
+
+
+def test_valid_config_registers_resources_through_the_same_path() -> None:
+    recorded = run_mocked(stacks.main, project="trading-infra", stack="sg", config=SG, cwd=ROOT)
+    assert len(recorded.resources) > 10
+
+
+def test_config_error_is_a_pulumi_run_error() -> None:
+    import pulumi
+
+    assert issubclass(ConfigError, pulumi.RunError)

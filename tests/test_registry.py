@@ -1,0 +1,190 @@
+"""ContainerRegistry: lifecycle policy and context digest (pure), the component (mocked)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from components.registry import (
+    ContainerRegistry,
+    ContainerRegistryArgs,
+    context_digest,
+    lifecycle_policy,
+)
+from ops.runtime import SECRET_PLACEHOLDER, Plan
+from tests.support import ROOT, is_taggable, run_component
+
+DIGEST_URI = "111122223333.dkr.ecr.ap-southeast-1.amazonaws.com/api@sha256:" + "ab" * 32
+
+
+def registry_plan(args: ContainerRegistryArgs) -> Plan:
+    return run_component(lambda: ContainerRegistry("reg", args) and None)
+
+
+def built(**overrides) -> ContainerRegistryArgs:
+    return ContainerRegistryArgs(
+        repository_name="trading-api", build={"context": "app"}, **overrides
+    )
+
+
+# --- pure functions ------------------------------------------------------------------
+
+
+def test_lifecycle_policy_expires_untagged_then_keeps_the_newest() -> None:
+    rules = json.loads(lifecycle_policy(keep_last_images=25, untagged_expiry_days=3))["rules"]
+    untagged, keep = sorted(rules, key=lambda r: r["rulePriority"])
+    assert untagged["selection"] == {
+        "tagStatus": "untagged",
+        "countType": "sinceImagePushed",
+        "countUnit": "days",
+        "countNumber": 3,
+    }
+    assert keep["selection"] == {
+        "tagStatus": "any",
+        "countType": "imageCountMoreThan",
+        "countNumber": 25,
+    }
+    # ECR requires the `any` rule to be evaluated last.
+    assert keep["rulePriority"] == max(r["rulePriority"] for r in rules)
+    assert {r["action"]["type"] for r in rules} == {"expire"}
+
+
+@pytest.mark.parametrize(("keep", "days"), [(0, 7), (10, 0)])
+def test_lifecycle_policy_rejects_non_positive_counts(keep: int, days: int) -> None:
+    with pytest.raises(ValueError, match="at least 1"):
+        lifecycle_policy(keep, days)
+
+
+def make_context(tmp_path: Path) -> Path:
+    (tmp_path / "Dockerfile").write_text("FROM scratch\n")
+    (tmp_path / "main.py").write_text("print('v1')\n")
+    (tmp_path / "tests").mkdir()
+    (tmp_path / "tests" / "test_main.py").write_text("assert True\n")
+    (tmp_path / ".dockerignore").write_text("# comment\ntests/\n")
+    return tmp_path
+
+
+def test_context_digest_follows_content(tmp_path: Path) -> None:
+    context = make_context(tmp_path)
+    first = context_digest(context)
+    assert context_digest(context) == first
+    (context / "main.py").write_text("print('v2')\n")
+    assert context_digest(context) != first
+
+
+def test_context_digest_skips_dockerignored_files(tmp_path: Path) -> None:
+    context = make_context(tmp_path)
+    first = context_digest(context)
+    (context / "tests" / "test_main.py").write_text("assert 1 == 1\n")
+    assert context_digest(context) == first
+
+
+def test_context_digest_covers_renames(tmp_path: Path) -> None:
+    context = make_context(tmp_path)
+    first = context_digest(context)
+    (context / "main.py").rename(context / "app.py")
+    assert context_digest(context) != first
+
+
+# --- the component ------------------------------------------------------------------
+
+
+def test_repository_scans_on_push_with_immutable_tags() -> None:
+    repo = registry_plan(built()).one("aws:ecr/repository:Repository")
+    assert repo.inputs["name"] == "trading-api"
+    assert repo.inputs["imageTagMutability"] == "IMMUTABLE"
+    assert repo.inputs["imageScanningConfiguration"] == {"scanOnPush": True}
+    assert repo.inputs["encryptionConfigurations"] == [{"encryptionType": "AES256"}]
+
+
+def test_kms_key_encrypts_the_repository() -> None:
+    key = "arn:aws:kms:ap-southeast-1:111122223333:key/abc"
+    repo = registry_plan(built(kms_key_arn=key)).one("aws:ecr/repository:Repository")
+    assert repo.inputs["encryptionConfigurations"] == [{"encryptionType": "KMS", "kmsKey": key}]
+
+
+def test_lifecycle_policy_is_attached_with_the_configured_counts() -> None:
+    plan = registry_plan(built(keep_last_images=12, untagged_expiry_days=2))
+    policy = plan.one("aws:ecr/lifecyclePolicy:LifecyclePolicy").inputs
+    assert policy["repository"] == "trading-api"
+    assert policy["policy"] == lifecycle_policy(12, 2)
+
+
+def test_built_image_is_tagged_by_context_and_referenced_by_digest() -> None:
+    captured: dict[str, ContainerRegistry] = {}
+
+    def program() -> None:
+        captured["registry"] = ContainerRegistry("reg", built())
+
+    plan = run_component(program)
+    image = plan.one("docker:index/image:Image")
+    tag = context_digest(ROOT / "app")[:16]
+    url = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com/trading-api"
+    assert image.inputs["imageName"] == f"{url}:{tag}"
+    assert image.inputs["build"] == {
+        "context": "app",
+        "dockerfile": "app/Dockerfile",
+        "platform": "linux/amd64",
+    }
+    # ECR credentials are pushed with the image, and stay secret in state.
+    assert image.inputs["registry"] == SECRET_PLACEHOLDER
+    assert captured["registry"].image is not None
+
+
+def test_image_ref_is_a_digest_reference() -> None:
+    def program() -> None:
+        import pulumi
+
+        pulumi.export("ref", ContainerRegistry("reg", built()).image_ref)
+
+    ref = run_component(program).outputs["ref"]
+    assert ref.startswith("123456789012.dkr.ecr.ap-southeast-1.amazonaws.com/trading-api@sha256:")
+
+
+def test_prebuilt_image_uri_skips_the_build() -> None:
+    def program() -> None:
+        import pulumi
+
+        args = ContainerRegistryArgs(repository_name="trading-api", image_uri=DIGEST_URI)
+        pulumi.export("ref", ContainerRegistry("reg", args).image_ref)
+
+    plan = run_component(program)
+    assert plan.of_type("docker:index/image:Image") == []
+    assert plan.outputs["ref"] == DIGEST_URI
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (ContainerRegistryArgs(repository_name="r"), "exactly one of `build` or `image_uri`"),
+        (
+            ContainerRegistryArgs(
+                repository_name="r", build={"context": "app"}, image_uri=DIGEST_URI
+            ),
+            "exactly one of `build` or `image_uri`",
+        ),
+        (
+            ContainerRegistryArgs(repository_name="r", image_uri="example.org/api:latest"),
+            "pinned by digest",
+        ),
+    ],
+)
+def test_image_source_is_validated(args: ContainerRegistryArgs, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        registry_plan(args)
+
+
+@pytest.mark.parametrize("protect", [True, False])
+def test_protect_applies_to_the_repository(protect: bool) -> None:
+    plan = registry_plan(built(protect=protect))
+    assert plan.one("aws:ecr/repository:Repository").protect is protect
+
+
+def test_children_are_parented_and_tagged() -> None:
+    plan = registry_plan(built())
+    component = plan.one("trading-infra:registry:ContainerRegistry")
+    children = [r for r in plan.resources if r is not component]
+    assert {r.parent for r in children} == {component.urn}
+    assert all(r.tag("component") == "registry" for r in children if is_taggable(r))

@@ -1,0 +1,110 @@
+"""The sg and eu stacks, built from their committed config files under the mocks."""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+
+import pytest
+
+from ops.plan import plan_stack
+from ops.runtime import Plan, run_mocked
+from stacks import BUILDERS, main, outputs
+from tests.support import ROOT, committed_config, is_taggable, with_section
+
+STACKS = {"sg": "ap-southeast-1", "eu": "eu-central-1"}
+
+
+@cache
+def committed_plan(stack: str) -> Plan:
+    return plan_stack(stack)
+
+
+def run_stack(raw: dict[str, str]) -> Plan:
+    return run_mocked(main, project="trading-infra", stack="test", config=raw, cwd=ROOT)
+
+
+def test_every_role_has_a_builder() -> None:
+    assert set(BUILDERS) == {"primary", "fallback"}
+
+
+@pytest.mark.parametrize(("stack", "region"), STACKS.items())
+def test_one_explicit_provider_with_default_tags(stack: str, region: str) -> None:
+    provider = committed_plan(stack).one("pulumi:providers:aws")
+    assert provider.inputs["region"] == region
+    tags = json.loads(provider.inputs["defaultTags"])["tags"]
+    assert tags == {
+        "project": "trading-infra",
+        "stack": stack,
+        "region": region,
+        "managed-by": "pulumi",
+    }
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_aws_resource_goes_through_the_stack_provider(stack: str) -> None:
+    plan = committed_plan(stack)
+    provider = plan.one("pulumi:providers:aws")
+    aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
+    assert aws_resources
+    assert {r.provider.split("::")[-2] for r in aws_resources if r.provider} == {provider.name}
+    assert all(r.provider for r in aws_resources)
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_every_taggable_resource_names_its_component(stack: str) -> None:
+    plan = committed_plan(stack)
+    taggable = [r for r in plan.resources if is_taggable(r)]
+    assert len(taggable) > 10
+    untagged = [r.name for r in taggable if r.tag("component") not in {"network", "registry"}]
+    assert untagged == []
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_outputs_use_the_shared_keys(stack: str) -> None:
+    plan = committed_plan(stack)
+    keys = {v for k, v in vars(outputs).items() if k.isupper()}
+    assert set(plan.outputs) == keys
+    assert plan.outputs[outputs.REGION] == STACKS[stack]
+    assert plan.outputs[outputs.IMAGE_REF].split("@")[1].startswith("sha256:")
+
+
+def test_regions_get_their_own_network_layout() -> None:
+    sg, eu = committed_plan("sg"), committed_plan("eu")
+    assert sg.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"] == "10.10.0.0/16"
+    assert eu.one("aws:ec2/vpc:Vpc").inputs["cidrBlock"] == "10.20.0.0/16"
+    assert len(sg.of_type("aws:ec2/natGateway:NatGateway")) == 3
+    assert len(eu.of_type("aws:ec2/natGateway:NatGateway")) == 1
+    assert {s.inputs["availabilityZone"] for s in eu.of_type("aws:ec2/subnet:Subnet")} == {
+        "eu-central-1a",
+        "eu-central-1b",
+    }
+
+
+STATEFUL = {"aws:ecr/repository:Repository", "aws:cloudwatch/logGroup:LogGroup"}
+
+
+@pytest.mark.parametrize("production", [True, False])
+def test_production_protects_stateful_resources(production: bool) -> None:
+    raw = {**committed_config("sg"), "trading-infra:production": json.dumps(production)}
+    plan = run_stack(raw)
+    stateful = [r for r in plan.resources if r.type in STATEFUL]
+    assert len(stateful) == 2
+    assert all(r.protect is production for r in stateful)
+    assert not any(r.protect for r in plan.resources if r.type not in STATEFUL)
+
+
+def test_prebuilt_image_is_exported_as_configured() -> None:
+    uri = "111122223333.dkr.ecr.ap-southeast-1.amazonaws.com/api@sha256:" + "cd" * 32
+    raw = with_section(committed_config("sg"), "registry", build=None, imageUri=uri)
+    plan = run_stack(raw)
+    assert plan.outputs[outputs.IMAGE_REF] == uri
+    assert plan.of_type("docker:index/image:Image") == []
+
+
+def test_no_security_group_admits_the_internet() -> None:
+    for stack in STACKS:
+        for group in committed_plan(stack).of_type("aws:ec2/securityGroup:SecurityGroup"):
+            for rule in group.inputs.get("ingress", []):
+                assert "0.0.0.0/0" not in rule.get("cidrBlocks", [])
+                assert "::/0" not in rule.get("ipv6CidrBlocks", [])
