@@ -78,11 +78,29 @@ def _tree_lines(plan: Plan) -> list[str]:
     return lines
 
 
+def counts_by_component(plan: Plan) -> dict[str, int]:
+    """Resources under each top-level component (itself included), by component name;
+    resources registered outside any component count under the stack's name."""
+    by_urn = {r.urn: r for r in plan.resources}
+
+    def top(resource: PlannedResource) -> PlannedResource:
+        while resource.parent in by_urn:
+            resource = by_urn[resource.parent]
+        return resource
+
+    counts: Counter[str] = Counter()
+    for resource in plan.resources:
+        root = top(resource)
+        counts[root.name if not root.custom else plan.stack] += 1
+    return dict(sorted(counts.items()))
+
+
 def render_text(plan: Plan) -> str:
     counts = Counter(r.type for r in plan.resources)
     width = max(len(t) for t in counts) if counts else 0
+    per_component = ", ".join(f"{name} {n}" for name, n in counts_by_component(plan).items())
     sections = [
-        f"Stack {plan.stack}: {len(plan.resources)} resources",
+        f"Stack {plan.stack}: {len(plan.resources)} resources ({per_component})",
         "",
         *_tree_lines(plan),
         "",

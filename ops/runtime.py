@@ -43,6 +43,8 @@ class PlannedResource:
     custom: bool
     protect: bool
     provider: str | None
+    ignore_changes: tuple[str, ...] = ()
+    dependencies: tuple[str, ...] = ()
 
     def tag(self, key: str) -> str | None:
         tags = self.inputs.get("tags") or {}
@@ -87,6 +89,18 @@ def _mask_secrets(value: Any) -> Any:
     return value
 
 
+_NAMED_TYPES = frozenset(
+    {
+        "aws:cloudwatch/logGroup:LogGroup",
+        "aws:ecs/cluster:Cluster",
+        "aws:ecs/service:Service",
+        "aws:iam/role:Role",
+        "aws:sns/topic:Topic",
+    }
+)
+"""Types whose ``name`` output AWS fills in when the program does not set one."""
+
+
 def _service_of(type_: str) -> str:
     """``aws:ec2/vpc:Vpc`` -> ``ec2``."""
     return type_.split(":")[1].split("/")[0]
@@ -125,7 +139,13 @@ class PlanMocks(pulumi.runtime.Mocks):
             repository = state.get("name", args.name)
             state["repositoryUrl"] = f"{MOCK_ACCOUNT}.dkr.ecr.{region}.amazonaws.com/{repository}"
             state["registryId"] = MOCK_ACCOUNT
-        elif args.typ == "aws:cloudwatch/logGroup:LogGroup":
+        elif args.typ == "aws:lb/loadBalancer:LoadBalancer":
+            scheme = "internal-" if args.inputs.get("internal") else ""
+            state["arnSuffix"] = f"app/{args.name}/0123456789abcdef"
+            state["dnsName"] = f"{scheme}{args.name}-1234567890.{region}.elb.amazonaws.com"
+        elif args.typ == "aws:lb/targetGroup:TargetGroup":
+            state["arnSuffix"] = f"targetgroup/{args.name}/0123456789abcdef"
+        elif args.typ in _NAMED_TYPES:
             state.setdefault("name", args.name)
         elif args.typ == "docker:index/image:Image":
             image_name = str(args.inputs["imageName"])
@@ -144,6 +164,11 @@ class PlanMocks(pulumi.runtime.Mocks):
                 "id": region,
             },
             "aws:index/getRegion:getRegion": lambda: {"region": region, "id": region},
+            "aws:ec2/getManagedPrefixList:getManagedPrefixList": lambda: {
+                "id": f"pl-{region}-cloudfront",
+                "name": args.args.get("name"),
+                "addressFamily": "IPv4",
+            },
             "aws:index/getCallerIdentity:getCallerIdentity": lambda: {
                 "accountId": MOCK_ACCOUNT,
                 "arn": f"arn:aws:iam::{MOCK_ACCOUNT}:root",
@@ -178,6 +203,8 @@ class _RecordingMonitor(mocks.MockMonitor):
                     custom=bool(request.custom),
                     protect=bool(request.protect),
                     provider=request.provider or None,
+                    ignore_changes=tuple(request.ignoreChanges),
+                    dependencies=tuple(request.dependencies),
                 )
             )
         return response

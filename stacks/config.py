@@ -15,7 +15,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -29,7 +29,6 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic.alias_generators import to_camel
 from pydantic_core import ErrorDetails
 
 from components.network import SubnetCarvingError, carve_subnets
@@ -86,11 +85,17 @@ class ConfigError(pulumi.RunError):
         super().__init__(f"stack {stack!r} has {len(self.problems)} config error(s):\n{lines}")
 
 
+def camel(name: str) -> str:
+    """``elb_5xx_count`` -> ``elb5xxCount``: Pulumi's key style, digits left alone."""
+    first, *rest = name.split("_")
+    return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
 class _Section(BaseModel):
     """Config object conventions: camelCase keys, no unknown keys, no type coercion."""
 
     model_config = ConfigDict(
-        alias_generator=to_camel,
+        alias_generator=camel,
         populate_by_name=True,
         extra="forbid",
         frozen=True,
@@ -247,6 +252,274 @@ class RegistryConfig(_Section):
         return self.build or BuildConfig()
 
 
+FARGATE_MEMORY_MIB: dict[int, tuple[int, ...]] = {
+    256: (512, 1024, 2048),
+    512: tuple(range(1024, 4097, 1024)),
+    1024: tuple(range(2048, 8193, 1024)),
+    2048: tuple(range(4096, 16385, 1024)),
+    4096: tuple(range(8192, 30721, 1024)),
+    8192: tuple(range(16384, 61441, 4096)),
+    16384: tuple(range(32768, 122881, 8192)),
+}
+"""Memory (MiB) that each Fargate task CPU size (units) accepts."""
+
+FORBIDDEN_ENVIRONMENT = frozenset(
+    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ECS_ENGINE_AUTH_DATA"}
+)
+"""Credentials that must never be plain environment variables (FSBP ECS.8)."""
+
+ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
+Port = Annotated[int, Field(ge=1, le=65535)]
+
+
+class HealthCheckConfig(_Section):
+    """``trading-infra:loadBalancer.healthCheck``: the target group's health check."""
+
+    path: str = "/health"
+    """HTTP path probed on each task. Default ``/health``."""
+    interval_seconds: Annotated[int, Field(ge=5, le=300)] = 10
+    """Seconds between probes. Default 10."""
+    timeout_seconds: Annotated[int, Field(ge=2, le=120)] = 5
+    """Seconds before a probe fails; less than the interval. Default 5."""
+    healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    """Consecutive successes before a target is healthy. Default 2."""
+    unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    """Consecutive failures before a target is unhealthy. Default 2."""
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'; write '/{value}'")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheckConfig:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise ValueError(
+                f"timeoutSeconds {self.timeout_seconds} must be less than intervalSeconds "
+                f"{self.interval_seconds}"
+            )
+        return self
+
+
+class LoadBalancerConfig(_Section):
+    """``trading-infra:loadBalancer``: the ALB and how only CloudFront can reach it."""
+
+    origin_protection: Literal["vpc-origin", "public"] = "vpc-origin"
+    """``vpc-origin``: internal ALB reached through a CloudFront VPC origin. ``public``:
+    internet-facing ALB over HTTPS, CloudFront prefix list plus a secret header
+    (``originSecret``). Default ``vpc-origin``."""
+    certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:acm:")] | None = None
+    """ACM certificate for an HTTPS listener; required with ``public``, optional with
+    ``vpc-origin`` (which otherwise listens on HTTP inside the VPC)."""
+    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    """TLS policy of the HTTPS listener. Default the recommended TLS 1.3/1.2 policy."""
+    idle_timeout_seconds: Annotated[int, Field(ge=1, le=4000)] = 60
+    """Connection idle timeout. Default 60."""
+    desync_mitigation_mode: Literal["defensive", "strictest"] = "defensive"
+    """HTTP desync mitigation (FSBP ELB.12). Default ``defensive``."""
+    deletion_protection: bool = True
+    """Deletion protection (FSBP ELB.6). Default true; turn off only for throwaway stacks."""
+    access_logs_bucket: str | None = None
+    """Existing S3 bucket for access logs (FSBP ELB.5). Default off."""
+    access_logs_prefix: str = "alb"
+    """Key prefix of the access logs. Default ``alb``."""
+    deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    """Seconds a draining target keeps its connections. Default 30 (fast deploys)."""
+    listener_port: Port | None = None
+    """Port CloudFront connects to. Default 443 with a certificate, else 80."""
+    origin_header_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Origin-Verify"
+    """Header carrying ``originSecret`` in ``public`` mode. Default ``X-Origin-Verify``."""
+    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
+    """Target group health check."""
+
+    @model_validator(mode="after")
+    def _public_needs_tls(self) -> LoadBalancerConfig:
+        if self.origin_protection == "public" and self.certificate_arn is None:
+            raise ValueError(
+                "originProtection 'public' needs certificateArn (an ACM certificate in the "
+                "stack's region) for its HTTPS listener; set it or use 'vpc-origin'"
+            )
+        return self
+
+
+class AutoscalingConfig(_Section):
+    """``trading-infra:service.autoscaling``: target tracking on CPU and requests."""
+
+    enabled: bool = True
+    """Scale the service; the desired count is then left to the scaler. Default true."""
+    min_count: Annotated[int, Field(ge=0, le=1000)] = 2
+    """Fewest tasks. Default 2 (one per AZ survives a task loss)."""
+    max_count: Annotated[int, Field(ge=1, le=1000)] = 6
+    """Most tasks. Default 6."""
+    cpu_target_percent: Annotated[int, Field(ge=10, le=90)] = 60
+    """Average CPU to hold. Default 60."""
+    requests_per_target: Annotated[int, Field(ge=1)] = 1000
+    """ALB requests per task per minute to hold. Default 1000."""
+    scale_in_cooldown_seconds: Annotated[int, Field(ge=0)] = 300
+    """Seconds between scale-ins. Default 300."""
+    scale_out_cooldown_seconds: Annotated[int, Field(ge=0)] = 60
+    """Seconds between scale-outs. Default 60."""
+
+    @model_validator(mode="after")
+    def _bounds_ordered(self) -> AutoscalingConfig:
+        if self.min_count > self.max_count:
+            raise ValueError(f"minCount {self.min_count} is greater than maxCount {self.max_count}")
+        return self
+
+
+class DeploymentConfig(_Section):
+    """``trading-infra:service.deployment``: ECS-native deployment strategy."""
+
+    strategy: Literal["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"] = "ROLLING"
+    """``ROLLING``, ``BLUE_GREEN``, ``CANARY`` or ``LINEAR``. Default ``ROLLING``."""
+    bake_time_minutes: Annotated[int, Field(ge=0, le=1440)] = 5
+    """Minutes both revisions run after the shift before the old one stops (not
+    ROLLING). Default 5."""
+    canary_percent: float = 10.0
+    """CANARY: share of traffic sent to the new revision first, in (0, 100). Default 10."""
+    canary_bake_time_minutes: Annotated[int, Field(ge=0, le=1440)] = 5
+    """CANARY: minutes at ``canaryPercent`` before the rest moves. Default 5."""
+    linear_step_percent: Annotated[float, Field(ge=3, le=100)] = 25.0
+    """LINEAR: share moved per step, 3 to 100. Default 25."""
+    linear_step_bake_time_minutes: Annotated[int, Field(ge=0, le=1440)] = 2
+    """LINEAR: minutes between steps. Default 2."""
+    alarm_rollback: bool = True
+    """Roll back when a deployment alarm fires (target 5xx, ELB 5xx). Default true."""
+
+    @field_validator("canary_percent")
+    @classmethod
+    def _canary_inside(cls, value: float) -> float:
+        if not 0 < value < 100:
+            raise ValueError(f"{value} is outside (0, 100); the canary is a share of traffic")
+        return value
+
+
+class TaskRoleStatement(_Section):
+    """An IAM statement granted to the application (the task role)."""
+
+    actions: Annotated[list[str], Field(min_length=1)]
+    """IAM actions, e.g. ``s3:GetObject``."""
+    resources: Annotated[list[str], Field(min_length=1)]
+    """Resource ARNs."""
+
+    @model_validator(mode="after")
+    def _not_admin(self) -> TaskRoleStatement:
+        if "*" in self.actions and "*" in self.resources:
+            raise ValueError("grants every action on every resource; name the actions and ARNs")
+        return self
+
+
+class ServiceConfig(_Section):
+    """``trading-infra:service``: the Fargate service running the API."""
+
+    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "trading-api"
+    """ECS service and container name. Default ``trading-api``."""
+    cpu: int = 512
+    """Task CPU units (256, 512, 1024, 2048, 4096, 8192, 16384). Default 512."""
+    memory: int = 1024
+    """Task memory in MiB, valid for ``cpu``. Default 1024."""
+    container_port: Port = 8000
+    """Port the container listens on. Default 8000."""
+    desired_count: Annotated[int, Field(ge=0, le=1000)] = 2
+    """Tasks at creation; with autoscaling, the scaler owns it afterwards. Default 2."""
+    fargate_weight: Annotated[int, Field(ge=0, le=1000)] = 1
+    """Capacity provider weight of FARGATE. Default 1."""
+    fargate_spot_weight: Annotated[int, Field(ge=0, le=1000)] = 0
+    """Capacity provider weight of FARGATE_SPOT. Default 0 (no Spot)."""
+    fargate_base: Annotated[int, Field(ge=0, le=100000)] = 1
+    """Tasks always placed on FARGATE before weights apply. Default 1."""
+    environment: dict[Annotated[str, Field(pattern=ENV_NAME)], str] = Field(default_factory=dict)
+    """Plain environment variables (never secrets: see ``serviceSecrets``)."""
+    log_retention_days: int = 365
+    """Retention of the service's log group. Default 365."""
+    user: str = "10001"
+    """UID (or UID:GID) the container runs as; never root. Default ``10001``."""
+    health_check_grace_period_seconds: Annotated[int, Field(ge=0, le=2147483647)] = 30
+    """Seconds a new task's failed load-balancer checks are ignored. Default 30."""
+    container_insights: Literal["enabled", "enhanced"] = "enabled"
+    """Container Insights level of the cluster (FSBP ECS.12). Default ``enabled``."""
+    task_role_statements: list[TaskRoleStatement] = Field(default_factory=list)
+    """What the application may call in AWS. Default nothing."""
+    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
+    """Target-tracking autoscaling."""
+    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
+    """Deployment strategy and rollback."""
+
+    @field_validator("cpu")
+    @classmethod
+    def _cpu_is_a_fargate_size(cls, value: int) -> int:
+        if value not in FARGATE_MEMORY_MIB:
+            sizes = ", ".join(str(cpu) for cpu in FARGATE_MEMORY_MIB)
+            raise ValueError(f"{value} is not a Fargate CPU size; use one of {sizes}")
+        return value
+
+    @field_validator("log_retention_days")
+    @classmethod
+    def _retention_is_valid(cls, value: int) -> int:
+        return _retention(value)
+
+    @field_validator("user")
+    @classmethod
+    def _not_root(cls, value: str) -> str:
+        if value.split(":")[0] in {"root", "0", ""}:
+            raise ValueError(f"{value!r} runs as root; give a non-zero UID such as 10001")
+        return value
+
+    @field_validator("environment")
+    @classmethod
+    def _no_credentials(cls, value: dict[str, str]) -> dict[str, str]:
+        leaked = sorted(FORBIDDEN_ENVIRONMENT & set(value))
+        if leaked:
+            raise ValueError(
+                f"{', '.join(leaked)} must not be plain environment variables; use a task "
+                "role, or serviceSecrets for other credentials"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _sizes_and_counts(self) -> ServiceConfig:
+        allowed = FARGATE_MEMORY_MIB[self.cpu]
+        if self.memory not in allowed:
+            raise ValueError(
+                f"memory {self.memory} is not valid with cpu {self.cpu}; cpu {self.cpu} "
+                f"allows {allowed[0]} to {allowed[-1]} MiB: {', '.join(map(str, allowed))}"
+            )
+        scaling = self.autoscaling
+        if scaling.enabled and not scaling.min_count <= self.desired_count <= scaling.max_count:
+            raise ValueError(
+                f"desiredCount {self.desired_count} is outside autoscaling "
+                f"[{scaling.min_count}, {scaling.max_count}]"
+            )
+        if self.fargate_weight + self.fargate_spot_weight == 0:
+            raise ValueError("fargateWeight and fargateSpotWeight are both 0; one must be positive")
+        return self
+
+
+class MonitoringConfig(_Section):
+    """``trading-infra:monitoring``: alarms, their thresholds and who hears of them."""
+
+    alarm_emails: list[Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        default_factory=list
+    )
+    """E-mail addresses subscribed to the alarm topic (each must confirm). Default none."""
+    period_seconds: Literal[10, 30, 60, 300] = 60
+    """Alarm evaluation period. Default 60."""
+    evaluation_periods: Annotated[int, Field(ge=1, le=30)] = 3
+    """Periods a threshold must be breached before an alarm fires. Default 3."""
+    target_5xx_rate_percent: Annotated[float, Field(gt=0, le=100)] = 5.0
+    """Target 5xx responses as a share of requests. Default 5."""
+    elb_5xx_count: Annotated[int, Field(ge=1)] = 10
+    """5xx responses generated by the ALB itself per period. Default 10."""
+    p95_response_seconds: Annotated[float, Field(gt=0)] = 1.0
+    """p95 target response time. Default 1.0."""
+    cpu_percent: Annotated[int, Field(ge=1, le=100)] = 80
+    """Service average CPU. Default 80."""
+    memory_percent: Annotated[int, Field(ge=1, le=100)] = 80
+    """Service average memory. Default 80."""
+
+
 class RegionalStackConfig(_Section):
     """Config of a regional stack (``sg`` primary, ``eu`` fallback)."""
 
@@ -264,6 +537,20 @@ class RegionalStackConfig(_Section):
     """The VPC. Required (its ``cidr`` has no default)."""
     registry: RegistryConfig = Field(default_factory=RegistryConfig)
     """The ECR repository and image. Default: build ``app/`` into ``trading-api``."""
+    load_balancer: LoadBalancerConfig = Field(default_factory=LoadBalancerConfig)
+    """The ALB and its origin protection. Default ``vpc-origin``."""
+    service: ServiceConfig = Field(default_factory=ServiceConfig)
+    """The Fargate service."""
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    """Alarms, dashboard and notifications."""
+    service_secrets: dict[Annotated[str, Field(pattern=ENV_NAME)], str] = Field(
+        default_factory=dict
+    )
+    """Secret environment variables of the service, stored in Secrets Manager. Set each
+    with ``pulumi config set --secret --path 'serviceSecrets.NAME' VALUE``."""
+    origin_secret: str | None = None
+    """Value of the origin header in ``public`` mode. Set with ``pulumi config set
+    --secret originSecret VALUE``."""
 
     @field_validator("region")
     @classmethod
@@ -276,6 +563,33 @@ class RegionalStackConfig(_Section):
                 "Deploy to an allowed region"
             )
         return value
+
+    @field_validator("service_secrets", "origin_secret")
+    @classmethod
+    def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:
+        secret_keys = (info.context or {}).get("secret_keys", ())
+        key = f"{PROJECT}:{camel(str(info.field_name))}"
+        if value and key not in secret_keys:
+            raise ValueError(
+                "is stored in plain text; remove it from the stack file and set it with "
+                "`pulumi config set --secret`"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _public_origin_has_a_secret(self) -> RegionalStackConfig:
+        if self.load_balancer.origin_protection == "public" and not self.origin_secret:
+            raise ValueError(
+                f"loadBalancer.originProtection is 'public' but {PROJECT}:originSecret is not "
+                "set; set it with `pulumi config set --secret originSecret VALUE`"
+            )
+        overlap = sorted(set(self.service_secrets) & set(self.service.environment))
+        if overlap:
+            raise ValueError(
+                f"{', '.join(overlap)} is both in service.environment and serviceSecrets; "
+                "keep it in serviceSecrets only"
+            )
+        return self
 
 
 StackConfig = RegionalStackConfig
@@ -359,7 +673,9 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
     return f"{key}: {message}"
 
 
-def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
+def parse_stack_config(
+    raw: Mapping[str, Any], stack: str, secret_keys: Collection[str] = ()
+) -> StackConfig:
     """Validate a stack's raw config (``{"trading-infra:network": "{...}"}``).
 
     Keys of other namespaces than the project's are provider settings and pass through,
@@ -374,7 +690,7 @@ def parse_stack_config(raw: Mapping[str, Any], stack: str) -> StackConfig:
         elif namespace == PROJECT:
             document[name] = _decode(value)
     try:
-        return StackConfig.model_validate(document)
+        return StackConfig.model_validate(document, context={"secret_keys": set(secret_keys)})
     except ValidationError as error:
         problems = sorted({_describe(detail, StackConfig) for detail in error.errors()})
         raise ConfigError(stack, problems) from None
@@ -389,4 +705,5 @@ def load_stack_config() -> StackConfig:
     from pulumi.runtime import config as runtime_config
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
-    return parse_stack_config(raw, pulumi.get_stack())
+    secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
+    return parse_stack_config(raw, pulumi.get_stack(), secret_keys)

@@ -1,12 +1,25 @@
-"""The regional backend stack (roles ``primary`` and ``fallback``): composition only."""
+"""The regional backend stack (roles ``primary`` and ``fallback``): composition only.
+
+Network -> ContainerRegistry -> LoadBalancer -> Monitoring -> FargateService. Monitoring
+comes before the service because the service's deployments roll back on its alarms;
+the alarms only need the names the stack gives the cluster and service.
+"""
 
 from __future__ import annotations
 
 import pulumi
 import pulumi_aws as aws
 
+from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs
+from components.service import (
+    AutoscalingArgs,
+    DeploymentArgs,
+    FargateService,
+    FargateServiceArgs,
+)
 from stacks import outputs
 from stacks.config import PROJECT, RegionalStackConfig
 
@@ -26,12 +39,9 @@ def regional_provider(config: RegionalStackConfig) -> aws.Provider:
     )
 
 
-def build_regional(config: RegionalStackConfig) -> None:
-    """Network -> ContainerRegistry in the stack's region; exports their ids."""
-    provider = regional_provider(config)
-    opts = pulumi.ResourceOptions(providers=[provider])
+def _network(config: RegionalStackConfig, opts: pulumi.ResourceOptions) -> Network:
     net = config.network
-    network = Network(
+    return Network(
         "network",
         NetworkArgs(
             cidr=net.cidr,
@@ -46,30 +56,202 @@ def build_regional(config: RegionalStackConfig) -> None:
         opts=opts,
     )
 
+
+def _registry(config: RegionalStackConfig, opts: pulumi.ResourceOptions) -> ContainerRegistry:
     reg = config.registry
-    registry_args = ContainerRegistryArgs(
+    args = ContainerRegistryArgs(
         repository_name=reg.repository_name,
         keep_last_images=reg.keep_last_images,
         untagged_expiry_days=reg.untagged_expiry_days,
         protect=config.production,
     )
     if reg.kms_key_arn:
-        registry_args["kms_key_arn"] = reg.kms_key_arn
+        args["kms_key_arn"] = reg.kms_key_arn
     build = reg.image_build
     if build is not None:
-        registry_args["build"] = {
+        args["build"] = {
             "context": build.context,
             "dockerfile": build.dockerfile,
             "platform": build.platform,
         }
     else:
-        registry_args["image_uri"] = str(reg.image_uri)
-    registry = ContainerRegistry("registry", registry_args, opts=opts)
+        args["image_uri"] = str(reg.image_uri)
+    return ContainerRegistry("registry", args, opts=opts)
+
+
+def _load_balancer(
+    config: RegionalStackConfig, network: Network, opts: pulumi.ResourceOptions
+) -> LoadBalancer:
+    lb = config.load_balancer
+    public = lb.origin_protection == "public"
+    args = LoadBalancerArgs(
+        vpc_id=network.vpc_id,
+        vpc_cidr=config.network.cidr,
+        subnet_ids=network.public_subnet_ids if public else network.private_subnet_ids,
+        target_port=config.service.container_port,
+        origin_protection=lb.origin_protection,
+        ssl_policy=lb.ssl_policy,
+        origin_header_name=lb.origin_header_name,
+        idle_timeout_seconds=lb.idle_timeout_seconds,
+        desync_mitigation_mode=lb.desync_mitigation_mode,
+        deletion_protection=lb.deletion_protection,
+        deregistration_delay_seconds=lb.deregistration_delay_seconds,
+        health_check={
+            "path": lb.health_check.path,
+            "interval_seconds": lb.health_check.interval_seconds,
+            "timeout_seconds": lb.health_check.timeout_seconds,
+            "healthy_threshold": lb.health_check.healthy_threshold,
+            "unhealthy_threshold": lb.health_check.unhealthy_threshold,
+        },
+        alternate_target_group=config.service.deployment.strategy != "ROLLING",
+    )
+    if lb.certificate_arn:
+        args["certificate_arn"] = lb.certificate_arn
+    if lb.listener_port:
+        args["listener_port"] = lb.listener_port
+    if lb.access_logs_bucket:
+        args["access_logs_bucket"] = lb.access_logs_bucket
+        args["access_logs_prefix"] = lb.access_logs_prefix
+    if config.origin_secret:
+        args["origin_secret"] = pulumi.Output.secret(config.origin_secret)
+    return LoadBalancer("alb", args, opts=opts)
+
+
+def _service(
+    config: RegionalStackConfig,
+    names: tuple[str, str],
+    network: Network,
+    registry: ContainerRegistry,
+    load_balancer: LoadBalancer,
+    monitoring: Monitoring,
+    opts: pulumi.ResourceOptions,
+) -> FargateService:
+    svc = config.service
+    cluster_name, service_name = names
+    deployment = DeploymentArgs(
+        strategy=svc.deployment.strategy,
+        bake_time_minutes=svc.deployment.bake_time_minutes,
+        canary_percent=svc.deployment.canary_percent,
+        canary_bake_time_minutes=svc.deployment.canary_bake_time_minutes,
+        linear_step_percent=svc.deployment.linear_step_percent,
+        linear_step_bake_time_minutes=svc.deployment.linear_step_bake_time_minutes,
+        alarm_names=monitoring.deployment_alarm_names if svc.deployment.alarm_rollback else [],
+    )
+    if load_balancer.alternate_target_group is not None:
+        deployment["alternate_target_group_arn"] = load_balancer.alternate_target_group.arn
+        deployment["production_listener_rule_arn"] = load_balancer.production_rule.arn
+    build = config.registry.image_build
+    args = FargateServiceArgs(
+        cluster_name=cluster_name,
+        service_name=service_name,
+        image=registry.image_ref,
+        vpc_id=network.vpc_id,
+        subnet_ids=network.private_subnet_ids,
+        load_balancer_security_group_id=load_balancer.security_group.id,
+        target_group_arn=load_balancer.target_group.arn,
+        container_port=svc.container_port,
+        cpu=svc.cpu,
+        memory=svc.memory,
+        cpu_architecture="ARM64" if build and build.platform == "linux/arm64" else "X86_64",
+        user=svc.user,
+        environment={
+            "AWS_REGION": config.region,
+            "PORT": str(svc.container_port),
+            **svc.environment,
+        },
+        secrets={key: pulumi.Output.secret(value) for key, value in config.service_secrets.items()},
+        health_check_path=config.load_balancer.health_check.path,
+        health_check_grace_period_seconds=svc.health_check_grace_period_seconds,
+        log_retention_days=svc.log_retention_days,
+        desired_count=svc.desired_count,
+        fargate_weight=svc.fargate_weight,
+        fargate_spot_weight=svc.fargate_spot_weight,
+        fargate_base=svc.fargate_base,
+        container_insights=svc.container_insights,
+        task_role_statements=[
+            {"actions": list(s.actions), "resources": list(s.resources)}
+            for s in svc.task_role_statements
+        ],
+        deployment=deployment,
+        protect=config.production,
+    )
+    if config.registry.image_uri is None:
+        args["repository_arn"] = registry.repository_arn
+    scaling = svc.autoscaling
+    if scaling.enabled:
+        args["autoscaling"] = AutoscalingArgs(
+            min_count=scaling.min_count,
+            max_count=scaling.max_count,
+            cpu_target_percent=scaling.cpu_target_percent,
+            requests_per_target=scaling.requests_per_target,
+            scale_in_cooldown_seconds=scaling.scale_in_cooldown_seconds,
+            scale_out_cooldown_seconds=scaling.scale_out_cooldown_seconds,
+        )
+        # Request-count scaling is bound to one target group; blue/green-style
+        # deployments swap which group is live, so it only applies to ROLLING.
+        if load_balancer.alternate_target_group is None:
+            args["autoscaling"]["request_count_label"] = pulumi.Output.concat(
+                load_balancer.arn_suffix, "/", load_balancer.target_group.arn_suffix
+            )
+    return FargateService("api", args, opts=opts)
+
+
+def build_regional(config: RegionalStackConfig) -> None:
+    """The region's backend: the API on Fargate behind an ALB only CloudFront reaches."""
+    stack = pulumi.get_stack()
+    provider = regional_provider(config)
+    opts = pulumi.ResourceOptions(providers=[provider])
+    cluster_name = f"{PROJECT}-{stack}"
+    service_name = config.service.name
+
+    network = _network(config, opts)
+    registry = _registry(config, opts)
+    load_balancer = _load_balancer(config, network, opts)
+    mon = config.monitoring
+    monitoring = Monitoring(
+        "monitoring",
+        MonitoringArgs(
+            alarm_prefix=f"{service_name}-{stack}",
+            load_balancer_arn_suffix=load_balancer.arn_suffix,
+            target_group_arn_suffix=load_balancer.target_group.arn_suffix,
+            cluster_name=cluster_name,
+            service_name=service_name,
+            alarm_emails=list(mon.alarm_emails),
+            period_seconds=mon.period_seconds,
+            evaluation_periods=mon.evaluation_periods,
+            target_5xx_rate_percent=mon.target_5xx_rate_percent,
+            elb_5xx_count=mon.elb_5xx_count,
+            p95_response_seconds=mon.p95_response_seconds,
+            cpu_percent=mon.cpu_percent,
+            memory_percent=mon.memory_percent,
+        ),
+        opts=opts,
+    )
+    service = _service(
+        config,
+        (cluster_name, service_name),
+        network,
+        registry,
+        load_balancer,
+        monitoring,
+        opts,
+    )
 
     pulumi.export(outputs.REGION, config.region)
     pulumi.export(outputs.VPC_ID, network.vpc_id)
-    pulumi.export(outputs.VPC_CIDR, net.cidr)
+    pulumi.export(outputs.VPC_CIDR, config.network.cidr)
     pulumi.export(outputs.PUBLIC_SUBNET_IDS, network.public_subnet_ids)
     pulumi.export(outputs.PRIVATE_SUBNET_IDS, network.private_subnet_ids)
     pulumi.export(outputs.REPOSITORY_URL, registry.repository_url)
     pulumi.export(outputs.IMAGE_REF, registry.image_ref)
+    pulumi.export(outputs.ALB_ARN, load_balancer.arn)
+    pulumi.export(outputs.ALB_DNS_NAME, load_balancer.dns_name)
+    pulumi.export(outputs.ALB_SECURITY_GROUP_ID, load_balancer.security_group.id)
+    pulumi.export(outputs.ORIGIN_PROTECTION, config.load_balancer.origin_protection)
+    pulumi.export(outputs.ORIGIN_PROTOCOL, load_balancer.listener_protocol)
+    pulumi.export(outputs.ORIGIN_PORT, load_balancer.listener_port)
+    pulumi.export(outputs.TARGET_GROUP_ARN, load_balancer.target_group.arn)
+    pulumi.export(outputs.CLUSTER_NAME, service.cluster_name)
+    pulumi.export(outputs.SERVICE_NAME, service.service_name)
+    pulumi.export(outputs.ALARM_NAMES, monitoring.alarm_names)
+    pulumi.export(outputs.ALARM_TOPIC_ARN, monitoring.topic.arn)

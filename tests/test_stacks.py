@@ -20,8 +20,15 @@ def committed_plan(stack: str) -> Plan:
     return plan_stack(stack)
 
 
-def run_stack(raw: dict[str, str]) -> Plan:
-    return run_mocked(main, project="trading-infra", stack="test", config=raw, cwd=ROOT)
+def run_stack(raw: dict[str, str], secret_keys: list[str] | None = None) -> Plan:
+    return run_mocked(
+        main,
+        project="trading-infra",
+        stack="test",
+        config=raw,
+        secret_keys=secret_keys,
+        cwd=ROOT,
+    )
 
 
 def test_every_role_has_a_builder() -> None:
@@ -56,8 +63,9 @@ def test_every_taggable_resource_names_its_component(stack: str) -> None:
     plan = committed_plan(stack)
     taggable = [r for r in plan.resources if is_taggable(r)]
     assert len(taggable) > 10
-    untagged = [r.name for r in taggable if r.tag("component") not in {"network", "registry"}]
-    assert untagged == []
+    components = {"network", "registry", "load_balancer", "service", "monitoring"}
+    assert [r.name for r in taggable if r.tag("component") not in components] == []
+    assert {r.tag("component") for r in taggable} == components
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -81,15 +89,28 @@ def test_regions_get_their_own_network_layout() -> None:
     }
 
 
-STATEFUL = {"aws:ecr/repository:Repository", "aws:cloudwatch/logGroup:LogGroup"}
+STATEFUL = {
+    "aws:ecr/repository:Repository",
+    "aws:cloudwatch/logGroup:LogGroup",
+    "aws:secretsmanager/secret:Secret",
+}
 
 
 @pytest.mark.parametrize("production", [True, False])
 def test_production_protects_stateful_resources(production: bool) -> None:
-    raw = {**committed_config("sg"), "trading-infra:production": json.dumps(production)}
-    plan = run_stack(raw)
+    raw = {
+        **committed_config("sg"),
+        "trading-infra:production": json.dumps(production),
+        "trading-infra:serviceSecrets": json.dumps({"BINANCE_API_KEY": "k"}),
+    }
+    plan = run_stack(raw, secret_keys=["trading-infra:serviceSecrets"])
     stateful = [r for r in plan.resources if r.type in STATEFUL]
-    assert len(stateful) == 2
+    assert sorted(r.type.rsplit(":", 1)[1] for r in stateful) == [
+        "LogGroup",
+        "LogGroup",
+        "Repository",
+        "Secret",
+    ]
     assert all(r.protect is production for r in stateful)
     assert not any(r.protect for r in plan.resources if r.type not in STATEFUL)
 
