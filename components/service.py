@@ -305,13 +305,14 @@ class FargateService(pulumi.ComponentResource):
         strategy: DeploymentStrategy = deployment.get("strategy", "ROLLING")
         alternate_target_group_arn = deployment.get("alternate_target_group_arn")
         production_listener_rule_arn = deployment.get("production_listener_rule_arn")
-        if strategy != "ROLLING" and (
-            alternate_target_group_arn is None or production_listener_rule_arn is None
-        ):
-            raise ValueError(
-                f"FargateService {name}: the {strategy} strategy needs "
-                "`alternate_target_group_arn` and `production_listener_rule_arn`."
-            )
+        traffic_shift: tuple[pulumi.Input[str], pulumi.Input[str]] | None = None
+        if strategy != "ROLLING":
+            if alternate_target_group_arn is None or production_listener_rule_arn is None:
+                raise ValueError(
+                    f"FargateService {name}: the {strategy} strategy needs "
+                    "`alternate_target_group_arn` and `production_listener_rule_arn`."
+                )
+            traffic_shift = (alternate_target_group_arn, production_listener_rule_arn)
         tags = component_tags("service")
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=args.get("protect", False))
@@ -483,7 +484,7 @@ class FargateService(pulumi.ComponentResource):
             container_name=self.service_name,
             container_port=port,
         )
-        if strategy != "ROLLING":
+        if traffic_shift is not None:
             self.infrastructure_role = aws.iam.Role(
                 f"{name}-infrastructure-role",
                 assume_role_policy=service_assume_role_policy("ecs.amazonaws.com"),
@@ -502,8 +503,8 @@ class FargateService(pulumi.ComponentResource):
                 container_name=self.service_name,
                 container_port=port,
                 advanced_configuration=aws.ecs.ServiceLoadBalancerAdvancedConfigurationArgs(
-                    alternate_target_group_arn=alternate_target_group_arn,
-                    production_listener_rule=production_listener_rule_arn,
+                    alternate_target_group_arn=traffic_shift[0],
+                    production_listener_rule=traffic_shift[1],
                     role_arn=self.infrastructure_role.arn,
                 ),
             )
