@@ -43,8 +43,14 @@ class PlannedResource:
     custom: bool
     protect: bool
     provider: str | None
+    id: str | None = None
+    """The id the mocks gave the resource (custom resources only)."""
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    outputs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """What the mocks answered (ids, ARNs): lets tests follow references by value."""
+    revealed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """``inputs`` with secret values in clear, for tests; never printed."""
 
     def tag(self, key: str) -> str | None:
         tags = self.inputs.get("tags") or {}
@@ -79,13 +85,13 @@ class Plan:
         return [r for r in self.resources if r.parent == parent.urn]
 
 
-def _mask_secrets(value: Any) -> Any:
+def _mask_secrets(value: Any, reveal: bool = False) -> Any:
     if isinstance(value, dict):
         if value.get(_SECRET_SIG) == _SECRET_VALUE:
-            return SECRET_PLACEHOLDER
-        return {key: _mask_secrets(item) for key, item in value.items()}
+            return _mask_secrets(value["value"], reveal) if reveal else SECRET_PLACEHOLDER
+        return {key: _mask_secrets(item, reveal) for key, item in value.items()}
     if isinstance(value, list):
-        return [_mask_secrets(item) for item in value]
+        return [_mask_secrets(item, reveal) for item in value]
     return value
 
 
@@ -193,18 +199,22 @@ class _RecordingMonitor(mocks.MockMonitor):
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
         if request.type != "pulumi:pulumi:Stack":
+            inputs = rpc.deserialize_properties(request.object)
             self.plan.resources.append(
                 PlannedResource(
                     urn=response.urn,
                     type=request.type,
                     name=request.name,
                     parent=request.parent or None,
-                    inputs=_mask_secrets(rpc.deserialize_properties(request.object)),
+                    inputs=_mask_secrets(inputs),
                     custom=bool(request.custom),
                     protect=bool(request.protect),
                     provider=request.provider or None,
+                    id=response.id or None,
                     ignore_changes=tuple(request.ignoreChanges),
                     dependencies=tuple(request.dependencies),
+                    outputs=_mask_secrets(rpc.deserialize_properties(response.object)),
+                    revealed=_mask_secrets(inputs, reveal=True),
                 )
             )
         return response

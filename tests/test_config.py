@@ -14,9 +14,9 @@ from tests.support import ROOT, committed_config, with_section
 SG = committed_config("sg")
 
 
-def problems(raw: dict[str, str]) -> list[str]:
+def problems(raw: dict[str, str], secret_keys: list[str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        parse_stack_config(raw, "test")
+        parse_stack_config(raw, "test", secret_keys or [])
     return caught.value.problems
 
 
@@ -196,3 +196,111 @@ def test_config_error_is_a_pulumi_run_error() -> None:
     import pulumi
 
     assert issubclass(ConfigError, pulumi.RunError)
+
+
+# --- regional service sections -------------------------------------------------------
+
+
+def service(**changes) -> dict[str, str]:
+    return with_section(SG, "service", **changes)
+
+
+def test_invalid_cpu_memory_pair_names_the_allowed_values() -> None:
+    message = only_problem(service(cpu=512, memory=512))
+    assert message.startswith("trading-infra:service: memory 512 is not valid with cpu 512")
+    assert "allows 1024 to 4096 MiB: 1024, 2048, 3072, 4096" in message
+
+
+def test_unknown_cpu_size_is_rejected() -> None:
+    message = only_problem(service(cpu=300))
+    assert message.startswith("trading-infra:service.cpu: 300 is not a Fargate CPU size")
+
+
+def test_autoscaling_min_above_max_is_rejected() -> None:
+    message = only_problem(service(autoscaling={"minCount": 5, "maxCount": 3}, desiredCount=4))
+    assert message == "trading-infra:service.autoscaling: minCount 5 is greater than maxCount 3"
+
+
+def test_desired_count_outside_the_scaling_range_is_rejected() -> None:
+    message = only_problem(service(desiredCount=20))
+    assert message == "trading-infra:service: desiredCount 20 is outside autoscaling [2, 8]"
+
+
+def test_desired_count_is_free_without_autoscaling() -> None:
+    raw = service(desiredCount=20, autoscaling={"enabled": False})
+    assert parse_stack_config(raw, "test").service.desired_count == 20
+
+
+def test_health_check_path_needs_a_leading_slash() -> None:
+    raw = with_section(SG, "loadBalancer", healthCheck={"path": "health"})
+    message = only_problem(raw)
+    assert message.startswith("trading-infra:loadBalancer.healthCheck.path: 'health' must start")
+    assert "'/health'" in message
+
+
+def test_unknown_deployment_strategy_lists_the_choices() -> None:
+    message = only_problem(service(deployment={"strategy": "RED_BLACK"}))
+    assert message.startswith("trading-infra:service.deployment.strategy: ")
+    assert "'ROLLING', 'BLUE_GREEN', 'CANARY' or 'LINEAR'" in message
+
+
+@pytest.mark.parametrize("percent", [0, 100, -5, 150])
+def test_canary_percent_outside_zero_to_hundred_is_rejected(percent: float) -> None:
+    message = only_problem(service(deployment={"strategy": "CANARY", "canaryPercent": percent}))
+    assert message.startswith("trading-infra:service.deployment.canaryPercent: ")
+    assert "outside (0, 100)" in message
+
+
+def test_public_origin_protection_without_certificate_is_rejected() -> None:
+    raw = {
+        **with_section(SG, "loadBalancer", originProtection="public"),
+        "trading-infra:originSecret": "x",
+    }
+    found = problems(raw, secret_keys=["trading-infra:originSecret"])
+    assert len(found) == 1
+    assert found[0].startswith("trading-infra:loadBalancer: originProtection 'public' needs")
+
+
+def test_public_origin_protection_without_origin_secret_is_rejected() -> None:
+    raw = with_section(
+        SG,
+        "loadBalancer",
+        originProtection="public",
+        certificateArn="arn:aws:acm:ap-southeast-1:111122223333:certificate/x",
+    )
+    message = only_problem(raw)
+    assert "trading-infra:originSecret is not set" in message
+    assert "pulumi config set --secret originSecret" in message
+
+
+@pytest.mark.parametrize("port", [0, 65536])
+def test_port_outside_1_to_65535_is_rejected(port: int) -> None:
+    message = only_problem(service(containerPort=port))
+    assert message.startswith("trading-infra:service.containerPort: ")
+
+
+def test_plain_text_secrets_are_rejected() -> None:
+    raw = {**SG, "trading-infra:serviceSecrets": json.dumps({"BINANCE_API_KEY": "k"})}
+    message = only_problem(raw)
+    assert message.startswith("trading-infra:serviceSecrets: is stored in plain text")
+    config = parse_stack_config(raw, "test", secret_keys={"trading-infra:serviceSecrets"})
+    assert config.service_secrets == {"BINANCE_API_KEY": "k"}
+
+
+def test_root_user_and_credentials_in_environment_are_rejected() -> None:
+    found = problems(service(user="0", environment={"AWS_SECRET_ACCESS_KEY": "x"}))
+    assert any(p.startswith("trading-infra:service.user: '0' runs as root") for p in found)
+    assert any(
+        p.startswith("trading-infra:service.environment: AWS_SECRET_ACCESS_KEY must not be")
+        for p in found
+    )
+
+
+def test_task_role_statement_granting_everything_is_rejected() -> None:
+    raw = service(taskRoleStatements=[{"actions": ["*"], "resources": ["*"]}])
+    assert "grants every action on every resource" in only_problem(raw)
+
+
+def test_health_check_timeout_must_be_below_interval() -> None:
+    raw = with_section(SG, "loadBalancer", healthCheck={"intervalSeconds": 5, "timeoutSeconds": 5})
+    assert "timeoutSeconds 5 must be less than intervalSeconds 5" in only_problem(raw)

@@ -129,3 +129,70 @@ def test_no_security_group_admits_the_internet() -> None:
             for rule in group.inputs.get("ingress", []):
                 assert "0.0.0.0/0" not in rule.get("cidrBlocks", [])
                 assert "::/0" not in rule.get("ipv6CidrBlocks", [])
+
+
+def test_committed_strategies_produce_their_resources() -> None:
+    sg, eu = committed_plan("sg"), committed_plan("eu")
+    # sg deploys CANARY: two target groups, ECS owns the rule weights, and request
+    # scaling is off because the live target group changes with every deployment.
+    assert len(sg.of_type("aws:lb/targetGroup:TargetGroup")) == 2
+    assert sg.one("aws:lb/listenerRule:ListenerRule").ignore_changes == ("actions",)
+    assert len(sg.of_type("aws:appautoscaling/policy:Policy")) == 1
+    canary = sg.one("aws:ecs/service:Service").inputs["deploymentConfiguration"]
+    assert canary["strategy"] == "CANARY"
+    # eu deploys ROLLING: one target group, CPU and request-count scaling.
+    assert len(eu.of_type("aws:lb/targetGroup:TargetGroup")) == 1
+    label = {
+        p.inputs["targetTrackingScalingPolicyConfiguration"]["predefinedMetricSpecification"].get(
+            "resourceLabel"
+        )
+        for p in eu.of_type("aws:appautoscaling/policy:Policy")
+    }
+    assert label == {None, "app/alb-alb/0123456789abcdef/targetgroup/alb-tg/0123456789abcdef"}
+
+
+@pytest.mark.parametrize("stack", STACKS)
+def test_service_is_wired_to_the_load_balancer_and_alarms(stack: str) -> None:
+    plan = committed_plan(stack)
+    service = plan.one("aws:ecs/service:Service")
+    alb_sg = plan.named("alb-sg")
+    task_sg = plan.named("api-sg")
+    assert task_sg.inputs["ingress"][0]["securityGroups"] == [alb_sg.id]
+    assert (
+        service.inputs["loadBalancers"][0]["targetGroupArn"] == plan.named("alb-tg").outputs["arn"]
+    )
+    assert service.inputs["alarms"]["alarmNames"] == [
+        f"trading-api-{stack}-target-5xx-rate",
+        f"trading-api-{stack}-elb-5xx",
+    ]
+    assert service.ignore_changes == ("desiredCount",)
+    # vpc-origin: the ALB is internal, in the private subnets.
+    private = sorted(
+        str(s.id)
+        for s in plan.of_type("aws:ec2/subnet:Subnet")
+        if s.inputs["tags"]["tier"] == "private"
+    )
+    assert sorted(plan.one("aws:lb/loadBalancer:LoadBalancer").inputs["subnets"]) == private
+
+
+def test_region_reaches_the_container_environment() -> None:
+    for stack, region in STACKS.items():
+        task = committed_plan(stack).one("aws:ecs/taskDefinition:TaskDefinition")
+        (container,) = json.loads(task.inputs["containerDefinitions"])
+        environment = {e["name"]: e["value"] for e in container["environment"]}
+        assert environment["AWS_REGION"] == region
+        assert environment["PORT"] == "8000"
+
+
+def test_service_secrets_become_secrets_manager_entries_the_role_can_read() -> None:
+    raw = {
+        **committed_config("eu"),
+        "trading-infra:serviceSecrets": json.dumps(
+            {"BINANCE_API_KEY": "k", "BINANCE_API_SECRET": "s"}
+        ),
+    }
+    plan = run_stack(raw, secret_keys=["trading-infra:serviceSecrets"])
+    arns = sorted(s.outputs["arn"] for s in plan.of_type("aws:secretsmanager/secret:Secret"))
+    policy = json.loads(plan.named("api-execution-policy").inputs["policy"])
+    (statement,) = [s for s in policy["Statement"] if s["Sid"] == "Secrets"]
+    assert statement["Resource"] == arns and len(arns) == 2

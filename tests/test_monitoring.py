@@ -1,0 +1,159 @@
+"""Monitoring: alarms, thresholds, topic and dashboard."""
+
+from __future__ import annotations
+
+import json
+
+import pulumi
+
+from components.monitoring import Monitoring, MonitoringArgs, dashboard_body
+from ops.runtime import Plan
+from tests.support import is_taggable, run_component
+
+ALB = "app/alb/0123"
+TG = "targetgroup/tg/4567"
+
+
+def monitoring_plan(**overrides) -> Plan:
+    args = MonitoringArgs(
+        alarm_prefix="api-sg",
+        load_balancer_arn_suffix=ALB,
+        target_group_arn_suffix=TG,
+        cluster_name="trading-sg",
+        service_name="api",
+        **overrides,
+    )
+
+    def program() -> None:
+        monitoring = Monitoring("mon", args)
+        pulumi.export("deployment", monitoring.deployment_alarm_names)
+        pulumi.export("names", monitoring.alarm_names)
+
+    return run_component(program)
+
+
+def alarms(plan: Plan) -> dict[str, dict]:
+    return {
+        a.inputs["name"]: a.inputs for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+
+
+def test_every_alarm_is_created_with_its_prefix() -> None:
+    plan = monitoring_plan()
+    assert set(alarms(plan)) == {
+        f"api-sg-{short}"
+        for short in (
+            "target-5xx-rate",
+            "elb-5xx",
+            "p95-latency",
+            "unhealthy-hosts",
+            "no-healthy-hosts",
+            "cpu",
+            "memory",
+        )
+    }
+    assert plan.outputs["names"]["no-healthy-hosts"] == "api-sg-no-healthy-hosts"
+
+
+def test_deployments_roll_back_on_the_5xx_alarms() -> None:
+    assert monitoring_plan().outputs["deployment"] == ["api-sg-target-5xx-rate", "api-sg-elb-5xx"]
+
+
+def test_target_5xx_rate_is_metric_math_over_requests() -> None:
+    alarm = alarms(monitoring_plan(target_5xx_rate_percent=2.5))["api-sg-target-5xx-rate"]
+    assert alarm["threshold"] == 2.5
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert queries["rate"]["expression"] == "100 * FILL(errors, 0) / requests"
+    assert queries["rate"]["returnData"] is True
+    assert queries["errors"]["metric"]["metricName"] == "HTTPCode_Target_5XX_Count"
+    assert queries["requests"]["metric"]["metricName"] == "RequestCount"
+    assert queries["errors"]["metric"]["dimensions"] == {"LoadBalancer": ALB}
+    assert "period" not in alarm
+
+
+def test_thresholds_periods_and_dimensions_follow_the_args() -> None:
+    found = alarms(
+        monitoring_plan(
+            elb_5xx_count=3,
+            p95_response_seconds=0.5,
+            cpu_percent=70,
+            memory_percent=75,
+            period_seconds=30,
+            evaluation_periods=2,
+        )
+    )
+    assert found["api-sg-elb-5xx"]["threshold"] == 3
+    assert found["api-sg-p95-latency"]["threshold"] == 0.5
+    assert found["api-sg-p95-latency"]["extendedStatistic"] == "p95"
+    assert found["api-sg-cpu"]["threshold"] == 70
+    assert found["api-sg-memory"]["threshold"] == 75
+    assert found["api-sg-cpu"]["dimensions"] == {"ClusterName": "trading-sg", "ServiceName": "api"}
+    for name, alarm in found.items():
+        assert alarm["evaluationPeriods"] == 2, name
+        if "metricQueries" not in alarm:
+            assert alarm["period"] == 30, name
+
+
+def test_no_healthy_hosts_counts_silence_as_failure() -> None:
+    alarm = alarms(monitoring_plan())["api-sg-no-healthy-hosts"]
+    assert alarm["metricName"] == "HealthyHostCount"
+    assert alarm["dimensions"] == {"LoadBalancer": ALB, "TargetGroup": TG}
+    assert (alarm["comparisonOperator"], alarm["threshold"]) == ("LessThanThreshold", 1)
+    assert alarm["treatMissingData"] == "breaching"
+
+
+def test_alarms_notify_an_encrypted_topic_and_its_subscribers() -> None:
+    plan = monitoring_plan(alarm_emails=["ops@example.com", "oncall@example.com"])
+    topic = plan.one("aws:sns/topic:Topic")
+    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
+    subscriptions = plan.of_type("aws:sns/topicSubscription:TopicSubscription")
+    assert sorted(s.inputs["endpoint"] for s in subscriptions) == [
+        "oncall@example.com",
+        "ops@example.com",
+    ]
+    assert {s.inputs["protocol"] for s in subscriptions} == {"email"}
+    for alarm in alarms(plan).values():
+        assert alarm["alarmActions"] == [topic.outputs["arn"]]
+        assert alarm["okActions"] == [topic.outputs["arn"]]
+
+
+def test_dashboard_body_shows_each_metric_in_the_region() -> None:
+    body = json.loads(dashboard_body("eu-central-1", ALB, TG, "trading-eu", "api"))
+    metrics = [m for w in body["widgets"] for m in w["properties"]["metrics"]]
+    names = {m[1] for m in metrics}
+    assert names == {
+        "RequestCount",
+        "HTTPCode_Target_5XX_Count",
+        "HTTPCode_ELB_5XX_Count",
+        "TargetResponseTime",
+        "HealthyHostCount",
+        "UnHealthyHostCount",
+        "CPUUtilization",
+        "MemoryUtilization",
+    }
+    assert {w["properties"]["region"] for w in body["widgets"]} == {"eu-central-1"}
+    assert [
+        "AWS/ECS",
+        "CPUUtilization",
+        "ClusterName",
+        "trading-eu",
+        "ServiceName",
+        "api",
+    ] in metrics
+
+
+def test_dashboard_is_created_with_the_stack_names() -> None:
+    plan = monitoring_plan()
+    dashboard = plan.one("aws:cloudwatch/dashboard:Dashboard").inputs
+    assert dashboard["dashboardName"] == "api-sg"
+    assert dashboard["dashboardBody"] == dashboard_body(
+        "ap-southeast-1", ALB, TG, "trading-sg", "api"
+    )
+
+
+def test_children_are_parented_and_tagged() -> None:
+    plan = monitoring_plan(alarm_emails=["ops@example.com"])
+    component = plan.one("trading-infra:monitoring:Monitoring")
+    children = [r for r in plan.resources if r is not component]
+    assert {r.parent for r in children} == {component.urn}
+    assert all(r.tag("component") == "monitoring" for r in children if is_taggable(r))

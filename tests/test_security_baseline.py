@@ -1,0 +1,328 @@
+"""AWS Foundational Security Best Practices controls, checked on whole stack plans.
+
+Each control is a function from a plan to its violations. Every control runs on the
+committed stacks and on variants (public origin protection, each deployment
+strategy), and is shown to catch a deliberately broken resource.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from functools import cache
+
+import pytest
+
+from ops.plan import plan_stack
+from ops.runtime import Plan, PlannedResource, run_mocked
+from stacks import main
+from tests.support import ROOT, committed_config, with_section
+
+CERT = "arn:aws:acm:ap-southeast-1:111122223333:certificate/abc"
+RECOMMENDED_TLS_POLICIES = {
+    "ELBSecurityPolicy-TLS13-1-2-2021-06",
+    "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+    "ELBSecurityPolicy-TLS13-1-3-2021-06",
+}
+
+
+def containers(plan: Plan) -> list[dict]:
+    return [
+        c
+        for task in plan.of_type("aws:ecs/taskDefinition:TaskDefinition")
+        for c in json.loads(task.inputs["containerDefinitions"])
+    ]
+
+
+def names(resources: list[PlannedResource]) -> list[str]:
+    return [r.name for r in resources]
+
+
+def is_public(plan: Plan) -> bool:
+    return any(not lb.inputs["internal"] for lb in plan.of_type("aws:lb/loadBalancer:LoadBalancer"))
+
+
+def ecs_2(plan: Plan) -> list[str]:
+    return names(
+        [
+            s
+            for s in plan.of_type("aws:ecs/service:Service")
+            if s.inputs["networkConfiguration"].get("assignPublicIp") is not False
+        ]
+    )
+
+
+def ecs_4(plan: Plan) -> list[str]:
+    return [c["name"] for c in containers(plan) if c.get("privileged") is not False]
+
+
+def ecs_5(plan: Plan) -> list[str]:
+    return [c["name"] for c in containers(plan) if c.get("readonlyRootFilesystem") is not True]
+
+
+def ecs_8(plan: Plan) -> list[str]:
+    forbidden = {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ECS_ENGINE_AUTH_DATA"}
+    return [
+        c["name"] for c in containers(plan) if forbidden & {e["name"] for e in c["environment"]}
+    ]
+
+
+def ecs_9(plan: Plan) -> list[str]:
+    return [c["name"] for c in containers(plan) if "logConfiguration" not in c]
+
+
+def ecs_10(plan: Plan) -> list[str]:
+    return names(
+        [
+            s
+            for s in plan.of_type("aws:ecs/service:Service")
+            if s.inputs["platformVersion"] != "LATEST"
+        ]
+    )
+
+
+def ecs_12(plan: Plan) -> list[str]:
+    return names(
+        [
+            c
+            for c in plan.of_type("aws:ecs/cluster:Cluster")
+            if not any(
+                s["name"] == "containerInsights" and s["value"] in {"enabled", "enhanced"}
+                for s in c.inputs.get("settings", [])
+            )
+        ]
+    )
+
+
+def non_root(plan: Plan) -> list[str]:
+    return [
+        c["name"] for c in containers(plan) if c.get("user", "root").split(":")[0] in {"root", "0"}
+    ]
+
+
+def elb_1(plan: Plan) -> list[str]:
+    if not is_public(plan):
+        return []
+    return names(
+        [
+            listener
+            for listener in plan.of_type("aws:lb/listener:Listener")
+            if listener.inputs["protocol"] == "HTTP"
+            and listener.inputs["defaultActions"][0]["type"] != "redirect"
+        ]
+    )
+
+
+def elb_4(plan: Plan) -> list[str]:
+    return names(
+        [
+            lb
+            for lb in plan.of_type("aws:lb/loadBalancer:LoadBalancer")
+            if lb.inputs.get("dropInvalidHeaderFields") is not True
+        ]
+    )
+
+
+def elb_12(plan: Plan) -> list[str]:
+    return names(
+        [
+            lb
+            for lb in plan.of_type("aws:lb/loadBalancer:LoadBalancer")
+            if lb.inputs.get("desyncMitigationMode") not in {"defensive", "strictest"}
+        ]
+    )
+
+
+def elb_13(plan: Plan) -> list[str]:
+    return names(
+        [
+            lb
+            for lb in plan.of_type("aws:lb/loadBalancer:LoadBalancer")
+            if len(lb.inputs["subnets"]) < 2
+        ]
+    )
+
+
+def elb_17(plan: Plan) -> list[str]:
+    return names(
+        [
+            listener
+            for listener in plan.of_type("aws:lb/listener:Listener")
+            if listener.inputs["protocol"] == "HTTPS"
+            and listener.inputs.get("sslPolicy") not in RECOMMENDED_TLS_POLICIES
+        ]
+    )
+
+
+def elb_18(plan: Plan) -> list[str]:
+    if not is_public(plan):
+        return []
+    return names(
+        [
+            listener
+            for listener in plan.of_type("aws:lb/listener:Listener")
+            if listener.inputs["protocol"] != "HTTPS"
+            and listener.inputs["defaultActions"][0]["type"] != "redirect"
+        ]
+    )
+
+
+def ec2_18_19(plan: Plan) -> list[str]:
+    open_groups = []
+    for group in plan.of_type("aws:ec2/securityGroup:SecurityGroup"):
+        for rule in group.inputs.get("ingress", []):
+            if {"0.0.0.0/0", "::/0"} & {
+                *rule.get("cidrBlocks", []),
+                *rule.get("ipv6CidrBlocks", []),
+            }:
+                open_groups.append(group.name)
+    return open_groups
+
+
+CONTROLS: dict[str, Callable[[Plan], list[str]]] = {
+    "ECS.2": ecs_2,
+    "ECS.4": ecs_4,
+    "ECS.5": ecs_5,
+    "ECS.8": ecs_8,
+    "ECS.9": ecs_9,
+    "ECS.10": ecs_10,
+    "ECS.12": ecs_12,
+    "non-root": non_root,
+    "ELB.1": elb_1,
+    "ELB.4": elb_4,
+    "ELB.12": elb_12,
+    "ELB.13": elb_13,
+    "ELB.17": elb_17,
+    "ELB.18": elb_18,
+    "EC2.18/19": ec2_18_19,
+}
+
+
+def variant(**sections: dict) -> Plan:
+    raw = committed_config("sg")
+    for section, changes in sections.items():
+        raw = with_section(raw, section, **changes)
+    raw["trading-infra:originSecret"] = "from-config"
+    return run_mocked(
+        main,
+        project="trading-infra",
+        stack="variant",
+        config=raw,
+        secret_keys=["trading-infra:originSecret"],
+        cwd=ROOT,
+    )
+
+
+@cache
+def plans() -> dict[str, Plan]:
+    return {
+        "sg": plan_stack("sg"),
+        "eu": plan_stack("eu"),
+        "sg-public": variant(loadBalancer={"originProtection": "public", "certificateArn": CERT}),
+        "sg-blue-green": variant(service={"deployment": {"strategy": "BLUE_GREEN"}}),
+        "sg-linear": variant(service={"deployment": {"strategy": "LINEAR"}}),
+    }
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+@pytest.mark.parametrize("plan_name", ["sg", "eu", "sg-public", "sg-blue-green", "sg-linear"])
+def test_control_holds(control: str, plan_name: str) -> None:
+    assert CONTROLS[control](plans()[plan_name]) == []
+
+
+def broken(plan: Plan, type_: str, mutate: Callable[[dict], None]) -> Plan:
+    copied = copy.deepcopy(plan)
+    target = copied.of_type(type_)[0]
+    mutate(target.inputs)
+    return copied
+
+
+def set_container(key: str, value: object) -> Callable[[dict], None]:
+    def mutate(inputs: dict) -> None:
+        definitions = json.loads(inputs["containerDefinitions"])
+        definitions[0][key] = value
+        inputs["containerDefinitions"] = json.dumps(definitions)
+
+    return mutate
+
+
+BREAKS: dict[str, tuple[str, str, Callable[[dict], None]]] = {
+    "ECS.2": (
+        "sg",
+        "aws:ecs/service:Service",
+        lambda i: i["networkConfiguration"].update(assignPublicIp=True),
+    ),
+    "ECS.4": ("sg", "aws:ecs/taskDefinition:TaskDefinition", set_container("privileged", True)),
+    "ECS.5": (
+        "sg",
+        "aws:ecs/taskDefinition:TaskDefinition",
+        set_container("readonlyRootFilesystem", False),
+    ),
+    "ECS.8": (
+        "sg",
+        "aws:ecs/taskDefinition:TaskDefinition",
+        set_container("environment", [{"name": "AWS_SECRET_ACCESS_KEY", "value": "x"}]),
+    ),
+    "ECS.9": (
+        "sg",
+        "aws:ecs/taskDefinition:TaskDefinition",
+        lambda i: i.update(
+            containerDefinitions=json.dumps(
+                [
+                    {k: v for k, v in c.items() if k != "logConfiguration"}
+                    for c in json.loads(i["containerDefinitions"])
+                ]
+            )
+        ),
+    ),
+    "ECS.10": ("sg", "aws:ecs/service:Service", lambda i: i.update(platformVersion="1.3.0")),
+    "ECS.12": ("sg", "aws:ecs/cluster:Cluster", lambda i: i.update(settings=[])),
+    "non-root": ("sg", "aws:ecs/taskDefinition:TaskDefinition", set_container("user", "0")),
+    "ELB.1": (
+        "sg-public",
+        "aws:lb/listener:Listener",
+        lambda i: i.update(protocol="HTTP", defaultActions=[{"type": "forward"}]),
+    ),
+    "ELB.4": (
+        "sg",
+        "aws:lb/loadBalancer:LoadBalancer",
+        lambda i: i.update(dropInvalidHeaderFields=False),
+    ),
+    "ELB.12": (
+        "sg",
+        "aws:lb/loadBalancer:LoadBalancer",
+        lambda i: i.update(desyncMitigationMode="monitor"),
+    ),
+    "ELB.13": ("sg", "aws:lb/loadBalancer:LoadBalancer", lambda i: i.update(subnets=["one"])),
+    "ELB.17": (
+        "sg-public",
+        "aws:lb/listener:Listener",
+        lambda i: i.update(protocol="HTTPS", sslPolicy="ELBSecurityPolicy-2016-08"),
+    ),
+    "ELB.18": (
+        "sg-public",
+        "aws:lb/listener:Listener",
+        lambda i: i.update(protocol="HTTP", defaultActions=[{"type": "fixed-response"}]),
+    ),
+    "EC2.18/19": (
+        "sg",
+        "aws:ec2/securityGroup:SecurityGroup",
+        lambda i: i["ingress"].append({"fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}),
+    ),
+}
+
+
+@pytest.mark.parametrize("control", CONTROLS)
+def test_control_catches_a_broken_resource(control: str) -> None:
+    plan_name, type_, mutate = BREAKS[control]
+    assert CONTROLS[control](broken(plans()[plan_name], type_, mutate)) != []
+
+
+def test_public_variant_really_is_public_with_https() -> None:
+    plan = plans()["sg-public"]
+    assert is_public(plan)
+    protocols = sorted(
+        listener.inputs["protocol"] for listener in plan.of_type("aws:lb/listener:Listener")
+    )
+    assert protocols == ["HTTP", "HTTPS"]
