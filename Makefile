@@ -5,12 +5,12 @@ RUN := $(UV) run --locked --no-sync
 STACK ?= sg
 VENV_STAMP := .venv/.synced
 
-.PHONY: help setup test pytest lint typecheck fmt plan
+.PHONY: help setup test pytest nodetest lint typecheck fmt plan
 
 help:
 	@echo "make test            lint, type check and every test (what CI runs)"
 	@echo "make plan STACK=sg   the stack's resources, offline (sg, eu)"
-	@echo "make lint | typecheck | fmt | pytest"
+	@echo "make lint | typecheck | fmt | pytest | nodetest"
 
 $(VENV_STAMP): pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
@@ -19,10 +19,14 @@ $(VENV_STAMP): pyproject.toml uv.lock
 
 setup: $(VENV_STAMP)
 
-test: lint typecheck pytest
+test: lint typecheck pytest nodetest
 
 pytest: $(VENV_STAMP)
 	$(RUN) pytest -q
+
+# The CloudFront Function, under Node's own test runner (no npm packages needed).
+nodetest:
+	node --test tests/edge/
 
 lint: $(VENV_STAMP)
 	$(RUN) ruff check .

@@ -4,30 +4,61 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from ops.runtime import Plan, PlannedResource, run_mocked
-from ops.stackfiles import read_project, read_stack_config
+from ops.stackfiles import StackFileError, read_project, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 
 def plan_stack(stack: str, root: Path = PROJECT_ROOT) -> Plan:
-    """Run the program for ``stack`` with its own config file under the mock runtime.
+    """Run the program for ``stack`` with its own config file under the mock runtime."""
+    config = read_stack_config(root, stack)
+    return plan_config(stack, config.values, config.secret_keys, root)
 
-    Raises the program's ``ConfigError`` when the config is invalid.
+
+def plan_config(
+    stack: str,
+    values: Mapping[str, str],
+    secret_keys: Sequence[str] = (),
+    root: Path = PROJECT_ROOT,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+) -> Plan:
+    """Run the program as ``stack`` with the given engine-style config.
+
+    A StackReference to another stack of this project is answered with that stack's own
+    planned outputs (unless ``stack_outputs`` gives them), so the edge is planned against
+    the fallback's real output shape. Raises ``ConfigError`` when the config is invalid.
     """
     import stacks
+    from stacks.config import parse_stack_config
 
-    config = read_stack_config(root, stack)
+    typed = parse_stack_config(values, stack, secret_keys)
+    references: dict[str, Mapping[str, Any]] = dict(stack_outputs or {})
+    edge = typed.edge
+    if (
+        edge is not None
+        and edge.fallback_stack
+        and edge.fallback_region
+        and edge.fallback_stack not in references
+    ):
+        if not (root / f"Pulumi.{edge.fallback_region}.yaml").is_file():
+            raise StackFileError(
+                f"edge.fallbackStack {edge.fallback_stack!r} has no local "
+                f"Pulumi.{edge.fallback_region}.yaml to plan it from"
+            )
+        references[edge.fallback_stack] = plan_stack(edge.fallback_region, root).outputs
     return run_mocked(
         stacks.main,
         project=read_project(root)["name"],
         stack=stack,
-        config=config.values,
-        secret_keys=config.secret_keys,
+        config=values,
+        secret_keys=list(secret_keys),
         cwd=root,
+        stack_outputs=references,
     )
 
 
@@ -95,6 +126,35 @@ def counts_by_component(plan: Plan) -> dict[str, int]:
     return dict(sorted(counts.items()))
 
 
+def _edge_lines(outputs: dict[str, Any]) -> list[str]:
+    """The edge's routing summary, from the primary stack's outputs."""
+    from stacks import outputs as keys
+
+    if keys.ROUTING_TABLE not in outputs:
+        return []
+    regions: list[str] = outputs[keys.EDGE_REGIONS]
+    table: dict[str, str] = outputs[keys.ROUTING_TABLE]
+    if len(regions) > 1:
+        origins = f"{regions[0]} (primary), " + ", ".join(f"{r} (fallback)" for r in regions[1:])
+    else:
+        origins = f"{regions[0]} only: no fallback stack referenced, nothing to fail over to"
+    lines = ["", "Edge:", f"  origins: {origins}"]
+    for region in regions:
+        countries = sorted(
+            key.split(":", 1)[1]
+            for key, value in table.items()
+            if key.startswith("country:") and value == region
+        )
+        lines.append(f"  {region} <- {' '.join(countries) or '(no country routed)'}")
+    drained = ", ".join(json.loads(table["drained"])) or "none"
+    lines.append(f"  default: {table['default']}; drained: {drained}")
+    lines.append(
+        f"  GET failover worst case: {outputs[keys.GET_FAILOVER_SECONDS]} s "
+        "(connection attempts x connection timeout to the dead region)"
+    )
+    return lines
+
+
 def render_text(plan: Plan) -> str:
     counts = Counter(r.type for r in plan.resources)
     width = max(len(t) for t in counts) if counts else 0
@@ -109,5 +169,6 @@ def render_text(plan: Plan) -> str:
         "",
         "Outputs:",
         *(f"  {key}: {json.dumps(value)}" for key, value in sorted(plan.outputs.items())),
+        *_edge_lines(plan.outputs),
     ]
     return "\n".join(sections)

@@ -20,6 +20,7 @@ import pulumi
 from pulumi.runtime import mocks, rpc
 from pulumi.runtime import settings as runtime_settings
 from pulumi.runtime.config import set_all_config
+from pulumi.runtime.rpc_manager import RPCManager
 from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
@@ -119,9 +120,14 @@ class PlanMocks(pulumi.runtime.Mocks):
     same plan. The region of a resource is its provider's, else the stack's.
     """
 
-    def __init__(self, default_region: str) -> None:
+    def __init__(
+        self,
+        default_region: str,
+        stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    ) -> None:
         self.default_region = default_region
         self.provider_regions: dict[str, str] = {}
+        self.stack_outputs = dict(stack_outputs or {})
 
     def _region(self, provider_ref: str | None) -> str:
         if provider_ref:
@@ -131,6 +137,8 @@ class PlanMocks(pulumi.runtime.Mocks):
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict]:
         resource_id = f"{args.name}-id"
         state = dict(args.inputs)
+        if args.typ == "pulumi:pulumi:StackReference":
+            return self._stack_reference(args.resource_id or args.name)
         if args.typ == "pulumi:providers:aws":
             self.provider_regions[resource_id] = str(args.inputs.get("region"))
             return resource_id, state
@@ -151,6 +159,23 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["dnsName"] = f"{scheme}{args.name}-1234567890.{region}.elb.amazonaws.com"
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["arnSuffix"] = f"targetgroup/{args.name}/0123456789abcdef"
+        elif args.typ == "aws:cloudfront/keyValueStore:KeyValueStore":
+            state["arn"] = f"arn:aws:cloudfront::{MOCK_ACCOUNT}:key-value-store/{args.name}-0000"
+        elif args.typ == "aws:cloudfront/distribution:Distribution":
+            state["domainName"] = "d111111abcdef8.cloudfront.net"
+            state["hostedZoneId"] = "Z2FDTNDATAQYW2"
+        elif args.typ == "aws:acm/certificate:Certificate":
+            domain = str(args.inputs["domainName"])
+            state["domainValidationOptions"] = [
+                {
+                    "domainName": domain,
+                    "resourceRecordName": f"_0123.{domain}.",
+                    "resourceRecordType": "CNAME",
+                    "resourceRecordValue": "_4567.acm-validations.aws.",
+                }
+            ]
+        elif args.typ == "aws:route53/record:Record":
+            state["fqdn"] = str(args.inputs["name"]).rstrip(".")
         elif args.typ in _NAMED_TYPES:
             state.setdefault("name", args.name)
         elif args.typ == "docker:index/image:Image":
@@ -159,6 +184,15 @@ class PlanMocks(pulumi.runtime.Mocks):
             digest = hashlib.sha256(image_name.encode()).hexdigest()
             state["repoDigest"] = f"{repository}@sha256:{digest}"
         return resource_id, state
+
+    def _stack_reference(self, name: str) -> tuple[str, dict]:
+        if name not in self.stack_outputs:
+            raise KeyError(f"the plan mocks have no outputs for StackReference {name!r}")
+        return name, {
+            "name": name,
+            "outputs": dict(self.stack_outputs[name]),
+            "secretOutputNames": [],
+        }
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         region = self._region(args.provider)
@@ -195,6 +229,24 @@ class _RecordingMonitor(mocks.MockMonitor):
     def __init__(self, plan_mocks: PlanMocks, plan: Plan) -> None:
         super().__init__(plan_mocks)
         self.plan = plan
+
+    def ReadResource(self, request):  # noqa: N802 (gRPC method name)
+        response = super().ReadResource(request)
+        self.plan.resources.append(
+            PlannedResource(
+                urn=response.urn,
+                type=request.type,
+                name=request.name,
+                parent=request.parent or None,
+                inputs={},
+                custom=True,
+                protect=False,
+                provider=request.provider or None,
+                id=request.id or None,
+                outputs=_mask_secrets(rpc.deserialize_properties(response.properties)),
+            )
+        )
+        return response
 
     def RegisterResource(self, request):  # noqa: N802 (gRPC method name)
         response = super().RegisterResource(request)
@@ -239,22 +291,37 @@ def run_mocked(
     secret_keys: list[str] | None = None,
     cwd: Path | None = None,
     plan: Plan | None = None,
+    stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Plan:
     """Run ``program`` as stack ``stack`` with ``config`` and return what it registered.
 
     Each run gets a fresh context, so runs in one process never see each other's
     resources, config or stack. Exceptions from the program (config errors included)
     propagate unchanged; pass ``plan`` to see what was registered before one was raised.
+    ``stack_outputs`` answers StackReferences: fully qualified stack name -> outputs.
     """
     plan = plan if plan is not None else Plan(project=project, stack=stack)
     all_config = dict(config or {})
 
     def run() -> None:
+        # The runtime's task and RPC bookkeeping defaults to objects shared by every
+        # context; give this run its own, so a run that failed leaves nothing behind.
+        # (The attributes are context properties, which pyright cannot see through.)
+        runtime_settings.SETTINGS.outputs = set()  # pyright: ignore[reportAttributeAccessIssue]
+        runtime_settings.SETTINGS.rpc_manager = RPCManager()  # pyright: ignore[reportAttributeAccessIssue]
         set_all_config(all_config, secret_keys or [])
-        plan_mocks = PlanMocks(default_region=all_config.get("aws:region", "us-east-1"))
+        plan_mocks = PlanMocks(
+            default_region=all_config.get("aws:region", "us-east-1"), stack_outputs=stack_outputs
+        )
         monitor = _RecordingMonitor(plan_mocks, plan)
         mocks.set_mocks(plan_mocks, project=project, stack=stack, preview=False, monitor=monitor)
-        _sync_await(run_pulumi_func(program))
+        try:
+            _sync_await(run_pulumi_func(program))
+        except BaseException:
+            leftovers: set = runtime_settings.SETTINGS.outputs  # pyright: ignore[reportAttributeAccessIssue]
+            for task in leftovers:
+                task.cancel()
+            raise
         root = runtime_settings.get_root_resource()
         exported: dict[str, Any] = getattr(root, "outputs", {})
         plan.outputs = _sync_await(_resolve_outputs(exported))

@@ -5,10 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from stacks.config import StackConfig, load_stack_config
-from stacks.regional import build_regional
+from stacks.regional import build_primary, build_regional
 
-BUILDERS: dict[str, Callable[[StackConfig], None]] = {
-    "primary": build_regional,
+BUILDERS: dict[str, Callable[[StackConfig], object]] = {
+    "primary": build_primary,
     "fallback": build_regional,
 }
 """The builder for each stack role."""

@@ -32,6 +32,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from components.network import SubnetCarvingError, carve_subnets
+from stacks.countries import COMMON_MISTAKES, ISO_3166_ALPHA_2
 
 PROJECT = "trading-infra"
 """The Pulumi project name, and so the namespace of the program's own config keys."""
@@ -329,6 +330,10 @@ class LoadBalancerConfig(_Section):
     """Seconds a draining target keeps its connections. Default 30 (fast deploys)."""
     listener_port: Port | None = None
     """Port CloudFront connects to. Default 443 with a certificate, else 80."""
+    origin_domain_name: str | None = None
+    """Hostname CloudFront uses for this origin when the listener is HTTPS: it must be
+    covered by ``certificateArn`` and resolve to the ALB (a CNAME or alias record).
+    Required with ``certificateArn``; without a certificate the ALB's DNS name is used."""
     origin_header_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Origin-Verify"
     """Header carrying ``originSecret`` in ``public`` mode. Default ``X-Origin-Verify``."""
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
@@ -340,6 +345,11 @@ class LoadBalancerConfig(_Section):
             raise ValueError(
                 "originProtection 'public' needs certificateArn (an ACM certificate in the "
                 "stack's region) for its HTTPS listener; set it or use 'vpc-origin'"
+            )
+        if self.certificate_arn is not None and self.origin_domain_name is None:
+            raise ValueError(
+                "certificateArn needs originDomainName: CloudFront checks the ALB's certificate "
+                "against the origin's hostname, which the ALB's own DNS name never matches"
             )
         return self
 
@@ -520,6 +530,134 @@ class MonitoringConfig(_Section):
     """Service average memory. Default 80."""
 
 
+class OriginTimeoutsConfig(_Section):
+    """``trading-infra:edge.originTimeouts``: how long CloudFront waits for a region."""
+
+    connection_attempts: Annotated[int, Field(ge=1, le=3)] = 1
+    """Connection attempts per origin before failing over. Default 1."""
+    connection_timeout_seconds: Annotated[int, Field(ge=1, le=10)] = 3
+    """Seconds per connection attempt. Default 3."""
+    read_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 30
+    """Seconds CloudFront waits for a response (bounds a region that accepts connections
+    but hangs). Default 30; above 60 needs a quota increase."""
+    keepalive_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    """Seconds an idle origin connection is kept. Default 5."""
+
+
+class CustomDomainConfig(_Section):
+    """``trading-infra:edge.customDomain``: serve the API on your own hostname."""
+
+    name: Annotated[
+        str, Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+    ]
+    """The hostname, e.g. ``api.example.com``. Required."""
+    certificate_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate/")] | None
+    ) = None
+    """An existing ACM certificate **in us-east-1** covering ``name``."""
+    create_certificate: bool = False
+    """Create the certificate in us-east-1 and validate it through ``hostedZoneId``."""
+    hosted_zone_id: Annotated[str, Field(pattern=r"^Z[A-Z0-9]+$")] | None = None
+    """Route 53 zone of ``name``: validation records and the alias records go there."""
+
+    @model_validator(mode="after")
+    def _one_certificate_setting(self) -> CustomDomainConfig:
+        if (self.certificate_arn is None) == (not self.create_certificate):
+            raise ValueError(
+                "needs exactly one certificate setting: certificateArn (an existing us-east-1 "
+                "certificate) or createCertificate: true"
+            )
+        if self.create_certificate and self.hosted_zone_id is None:
+            raise ValueError("createCertificate needs hostedZoneId to validate the certificate")
+        return self
+
+
+class EdgeConfig(_Section):
+    """``trading-infra:edge``: the global CloudFront entry point (primary stack only)."""
+
+    fallback_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] | None = None
+    """Fully qualified fallback stack (``org/trading-infra/eu``); its name is the fallback
+    region id. Unset: the edge serves the primary origin alone."""
+    default_region: str
+    """Region id serving countries without a route. Required."""
+    routes: dict[str, str] = Field(default_factory=dict)
+    """Country code (ISO 3166-1 alpha-2) -> region id."""
+    drained_regions: list[str] = Field(default_factory=list)
+    """Region ids routed around by configuration (a planned drain)."""
+    price_class: Literal["PriceClass_All", "PriceClass_200", "PriceClass_100"] = "PriceClass_All"
+    """CloudFront price class; ``PriceClass_All`` serves India and Singapore from
+    local edges. Default ``PriceClass_All``."""
+    origin_timeouts: OriginTimeoutsConfig = Field(default_factory=OriginTimeoutsConfig)
+    """Origin connection and response timeouts."""
+    origin_request_policy: Literal["all-viewer-and-cloudfront", "custom"] = (
+        "all-viewer-and-cloudfront"
+    )
+    """``all-viewer-and-cloudfront``: the managed AllViewerAndCloudFrontHeaders-2022-06.
+    ``custom``: CloudFront-Viewer-Country plus ``forwardedHeaders`` only."""
+    forwarded_headers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]] = Field(
+        default_factory=list
+    )
+    """``custom`` policy: viewer headers forwarded besides CloudFront-Viewer-Country."""
+    custom_domain: CustomDomainConfig | None = None
+    """Your own hostname. Default: the distribution's cloudfront.net name."""
+    minimum_protocol_version: Literal["TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"] = (
+        "TLSv1.2_2021"
+    )
+    """Viewer TLS floor with a custom domain. Default ``TLSv1.2_2021``."""
+    web_acl_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:wafv2:us-east-1:")] | None = None
+    """A WAFv2 web ACL (CLOUDFRONT scope) to attach. Default none."""
+    logging_bucket: Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.s3\.amazonaws\.com$")] | None = (
+        None
+    )
+    """Standard logging bucket (``name.s3.amazonaws.com``). Default off."""
+    logging_prefix: str = "cloudfront/"
+    """Standard logging prefix. Default ``cloudfront/``."""
+
+    @property
+    def fallback_region(self) -> str | None:
+        """The fallback's region id: the last part of ``fallbackStack``."""
+        return self.fallback_stack.rsplit("/", 1)[1] if self.fallback_stack else None
+
+    @field_validator("routes")
+    @classmethod
+    def _iso_countries(cls, routes: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(code for code in routes if code not in ISO_3166_ALPHA_2)
+        if unknown:
+            hints = [
+                f"{code} (did you mean {COMMON_MISTAKES[code]}?)"
+                if COMMON_MISTAKES.get(code)
+                else code
+                for code in unknown
+            ]
+            raise ValueError(
+                f"{', '.join(hints)}: not ISO 3166-1 alpha-2 country codes (upper case, "
+                "two letters, as in CloudFront-Viewer-Country)"
+            )
+        return routes
+
+    @model_validator(mode="after")
+    def _regions_are_origins(self, info: ValidationInfo) -> EdgeConfig:
+        stack = (info.context or {}).get("stack")
+        origins = [region for region in (stack, self.fallback_region) if region]
+        if not origins:
+            return self
+        wrong = (
+            [f"defaultRegion {self.default_region!r}"] if self.default_region not in origins else []
+        )
+        wrong += [
+            f"routes.{country} {region!r}"
+            for country, region in sorted(self.routes.items())
+            if region not in origins
+        ]
+        wrong += [f"drainedRegions {r!r}" for r in self.drained_regions if r not in origins]
+        if wrong:
+            raise ValueError(
+                f"{', '.join(wrong)}: not one of the edge's origins ({', '.join(origins)}); "
+                "route to this stack's name or to the fallbackStack's"
+            )
+        return self
+
+
 class RegionalStackConfig(_Section):
     """Config of a regional stack (``sg`` primary, ``eu`` fallback)."""
 
@@ -551,6 +689,8 @@ class RegionalStackConfig(_Section):
     origin_secret: str | None = None
     """Value of the origin header in ``public`` mode. Set with ``pulumi config set
     --secret originSecret VALUE``."""
+    edge: EdgeConfig | None = None
+    """The global CloudFront edge: required in the primary stack, absent elsewhere."""
 
     @field_validator("region")
     @classmethod
@@ -575,6 +715,20 @@ class RegionalStackConfig(_Section):
                 "`pulumi config set --secret`"
             )
         return value
+
+    @model_validator(mode="after")
+    def _edge_only_in_the_primary(self) -> RegionalStackConfig:
+        if self.role == "primary" and self.edge is None:
+            raise ValueError(
+                f"role 'primary' needs {PROJECT}:edge (at least defaultRegion): the primary "
+                "stack owns the global CloudFront entry point"
+            )
+        if self.role != "primary" and self.edge is not None:
+            raise ValueError(
+                f"{PROJECT}:edge is set but role is {self.role!r}; only the primary stack has "
+                "an edge. Remove it"
+            )
+        return self
 
     @model_validator(mode="after")
     def _public_origin_has_a_secret(self) -> RegionalStackConfig:
@@ -690,7 +844,9 @@ def parse_stack_config(
         elif namespace == PROJECT:
             document[name] = _decode(value)
     try:
-        return StackConfig.model_validate(document, context={"secret_keys": set(secret_keys)})
+        return StackConfig.model_validate(
+            document, context={"secret_keys": set(secret_keys), "stack": stack}
+        )
     except ValidationError as error:
         problems = sorted({_describe(detail, StackConfig) for detail in error.errors()})
         raise ConfigError(stack, problems) from None

@@ -1,15 +1,19 @@
-"""The regional backend stack (roles ``primary`` and ``fallback``): composition only.
+"""The regional stacks: composition only.
 
-Network -> ContainerRegistry -> LoadBalancer -> Monitoring -> FargateService. Monitoring
-comes before the service because the service's deployments roll back on its alarms;
-the alarms only need the names the stack gives the cluster and service.
+``fallback``: Network -> ContainerRegistry -> LoadBalancer -> Monitoring ->
+FargateService. Monitoring comes before the service because the service's deployments
+roll back on its alarms; the alarms only need the names the stack gives the cluster and
+service. ``primary``: the same backend, plus the GeoEdge in front of both regions.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pulumi
 import pulumi_aws as aws
 
+from components.edge import CustomDomain, EdgeOrigin, GeoEdge, GeoEdgeArgs
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
@@ -196,7 +200,16 @@ def _service(
     return FargateService("api", args, opts=opts)
 
 
-def build_regional(config: RegionalStackConfig) -> None:
+@dataclass(frozen=True)
+class RegionalBackend:
+    """What the primary stack builds the edge from."""
+
+    provider: aws.Provider
+    load_balancer: LoadBalancer
+    origin_domain: pulumi.Output[str]
+
+
+def build_regional(config: RegionalStackConfig) -> RegionalBackend:
     """The region's backend: the API on Fargate behind an ALB only CloudFront reaches."""
     stack = pulumi.get_stack()
     provider = regional_provider(config)
@@ -255,3 +268,118 @@ def build_regional(config: RegionalStackConfig) -> None:
     pulumi.export(outputs.SERVICE_NAME, service.service_name)
     pulumi.export(outputs.ALARM_NAMES, monitoring.alarm_names)
     pulumi.export(outputs.ALARM_TOPIC_ARN, monitoring.topic.arn)
+
+    lb = config.load_balancer
+    origin_domain = pulumi.Output.from_input(lb.origin_domain_name or load_balancer.dns_name)
+    pulumi.export(outputs.ORIGIN_DOMAIN, origin_domain)
+    pulumi.export(outputs.ORIGIN_HEADER_NAME, lb.origin_header_name)
+    if config.origin_secret:
+        pulumi.export(outputs.ORIGIN_SECRET, pulumi.Output.secret(config.origin_secret))
+    return RegionalBackend(provider, load_balancer, origin_domain)
+
+
+def _fallback_origin(config: RegionalStackConfig, stack_name: str, region: str) -> EdgeOrigin:
+    """The fallback region's origin, read from its stack's outputs.
+
+    Both regions must protect their ALB the same way: the check runs on the data path
+    of the origin's domain, so a mismatch fails the preview instead of being ignored.
+    """
+    fallback = pulumi.StackReference(stack_name)
+    protection = config.load_balancer.origin_protection
+
+    def same_protection(values: list) -> str:
+        theirs, domain = values
+        if theirs != protection:
+            raise ValueError(
+                f"{stack_name} protects its ALB with {theirs!r}, this stack with "
+                f"{protection!r}; set the same loadBalancer.originProtection in both"
+            )
+        return domain
+
+    origin = EdgeOrigin(
+        region=region,
+        protection=protection,
+        alb_arn=fallback.require_output(outputs.ALB_ARN),
+        domain_name=pulumi.Output.all(
+            fallback.require_output(outputs.ORIGIN_PROTECTION),
+            fallback.require_output(outputs.ORIGIN_DOMAIN),
+        ).apply(same_protection),
+        protocol=fallback.require_output(outputs.ORIGIN_PROTOCOL),
+        port=fallback.require_output(outputs.ORIGIN_PORT),
+        origin_header_name=config.load_balancer.origin_header_name,
+    )
+    if protection == "public":
+        origin["origin_secret"] = fallback.require_output(outputs.ORIGIN_SECRET)
+    return origin
+
+
+def build_primary(config: RegionalStackConfig) -> None:
+    """The primary region's backend and the global edge in front of both regions."""
+    edge = config.edge
+    if edge is None:
+        raise ValueError("the primary stack needs edge config")  # config validation ensures it
+    stack = pulumi.get_stack()
+    backend = build_regional(config)
+    lb = config.load_balancer
+    primary = EdgeOrigin(
+        region=stack,
+        protection=lb.origin_protection,
+        alb_arn=backend.load_balancer.arn,
+        domain_name=backend.origin_domain,
+        protocol=backend.load_balancer.listener_protocol,
+        port=backend.load_balancer.listener_port,
+        origin_header_name=lb.origin_header_name,
+    )
+    if config.origin_secret:
+        primary["origin_secret"] = pulumi.Output.secret(config.origin_secret)
+    origins = [primary]
+    if edge.fallback_stack and edge.fallback_region:
+        origins.append(_fallback_origin(config, edge.fallback_stack, edge.fallback_region))
+    else:
+        pulumi.log.warn("edge: no fallbackStack configured; the edge has the primary origin only")
+
+    timeouts = edge.origin_timeouts
+    args = GeoEdgeArgs(
+        resource_prefix=f"{PROJECT}-{stack}",
+        origins=origins,
+        default_region=edge.default_region,
+        routes=dict(edge.routes),
+        drained_regions=list(edge.drained_regions),
+        timeouts={
+            "connection_attempts": timeouts.connection_attempts,
+            "connection_timeout_seconds": timeouts.connection_timeout_seconds,
+            "read_timeout_seconds": timeouts.read_timeout_seconds,
+            "keepalive_timeout_seconds": timeouts.keepalive_timeout_seconds,
+        },
+        price_class=edge.price_class,
+        origin_request_policy=edge.origin_request_policy,
+        forwarded_headers=list(edge.forwarded_headers),
+        minimum_protocol_version=edge.minimum_protocol_version,
+    )
+    if edge.web_acl_arn:
+        args["web_acl_arn"] = edge.web_acl_arn
+    if edge.logging_bucket:
+        args["logging_bucket"] = edge.logging_bucket
+        args["logging_prefix"] = edge.logging_prefix
+    if domain := edge.custom_domain:
+        custom = CustomDomain(name=domain.name)
+        if domain.certificate_arn:
+            custom["certificate_arn"] = domain.certificate_arn
+        if domain.hosted_zone_id:
+            custom["hosted_zone_id"] = domain.hosted_zone_id
+        args["custom_domain"] = custom
+        if domain.create_certificate:
+            # CloudFront takes certificates from us-east-1 only.
+            args["certificate_provider"] = aws.Provider(
+                "aws-us-east-1",
+                region="us-east-1",
+                default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(stack, "us-east-1")),
+            )
+    geo_edge = GeoEdge("edge", args, opts=pulumi.ResourceOptions(providers=[backend.provider]))
+
+    pulumi.export(outputs.DISTRIBUTION_ID, geo_edge.distribution.id)
+    pulumi.export(outputs.EDGE_DOMAIN_NAME, geo_edge.domain_name)
+    pulumi.export(outputs.KEY_VALUE_STORE_ARN, geo_edge.key_value_store.arn)
+    pulumi.export(outputs.EDGE_REGIONS, [origin["region"] for origin in origins])
+    pulumi.export(outputs.ROUTING_TABLE, geo_edge.routing_table)
+    pulumi.export(outputs.GET_FAILOVER_SECONDS, geo_edge.get_failover_seconds)

@@ -10,6 +10,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
+from ops.plan import plan_config, plan_stack
 from ops.runtime import Plan, PlannedResource, run_mocked
 from ops.stackfiles import read_stack_config
 from stacks.config import PROJECT
@@ -37,6 +38,27 @@ def with_section(raw: dict[str, str], section: str, **changes: Any) -> dict[str,
     value.update(changes)
     value = {k: v for k, v in value.items() if v is not None}
     return {**raw, key: json.dumps(value)}
+
+
+FALLBACK_STACK = "organization/trading-infra/eu"
+"""The committed sg stack's reference to eu."""
+
+
+@cache
+def committed_eu_outputs() -> dict[str, Any]:
+    """The eu stack's planned outputs: what sg's StackReference reads."""
+    return plan_stack("eu").outputs
+
+
+def plan_sg(
+    raw: dict[str, str],
+    secret_keys: list[str] | None = None,
+    fallback_outputs: dict[str, Any] | None = None,
+) -> Plan:
+    """Plan ``raw`` as the sg stack, its fallback reference answered by ``fallback_outputs``
+    (default: the committed eu stack's outputs, planned once per test session)."""
+    outputs = fallback_outputs if fallback_outputs is not None else committed_eu_outputs()
+    return plan_config("sg", raw, secret_keys or [], stack_outputs={FALLBACK_STACK: outputs})
 
 
 @cache

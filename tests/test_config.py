@@ -7,6 +7,7 @@ import json
 import pytest
 
 import stacks
+from ops.plan import plan_config
 from ops.runtime import Plan, run_mocked
 from stacks.config import ConfigError, parse_stack_config
 from tests.support import ROOT, committed_config, with_section
@@ -16,7 +17,7 @@ SG = committed_config("sg")
 
 def problems(raw: dict[str, str], secret_keys: list[str] | None = None) -> list[str]:
     with pytest.raises(ConfigError) as caught:
-        parse_stack_config(raw, "test", secret_keys or [])
+        parse_stack_config(raw, "sg", secret_keys or [])
     return caught.value.problems
 
 
@@ -59,7 +60,7 @@ def test_the_allow_list_itself_is_configurable() -> None:
         "aws:region": "us-east-1",
         "trading-infra:exchangeAccessRegions": json.dumps(["us-east-1"]),
     }
-    assert parse_stack_config(raw, "test").region == "us-east-1"
+    assert parse_stack_config(raw, "sg").region == "us-east-1"
 
 
 @pytest.mark.parametrize(
@@ -188,7 +189,7 @@ def test_invalid_config_registers_no_resource() -> None:
 
 
 def test_valid_config_registers_resources_through_the_same_path() -> None:
-    recorded = run_mocked(stacks.main, project="trading-infra", stack="sg", config=SG, cwd=ROOT)
+    recorded = plan_config("sg", SG)
     assert len(recorded.resources) > 10
 
 
@@ -228,7 +229,7 @@ def test_desired_count_outside_the_scaling_range_is_rejected() -> None:
 
 def test_desired_count_is_free_without_autoscaling() -> None:
     raw = service(desiredCount=20, autoscaling={"enabled": False})
-    assert parse_stack_config(raw, "test").service.desired_count == 20
+    assert parse_stack_config(raw, "sg").service.desired_count == 20
 
 
 def test_health_check_path_needs_a_leading_slash() -> None:
@@ -267,6 +268,7 @@ def test_public_origin_protection_without_origin_secret_is_rejected() -> None:
         "loadBalancer",
         originProtection="public",
         certificateArn="arn:aws:acm:ap-southeast-1:111122223333:certificate/x",
+        originDomainName="origin-sg.example.com",
     )
     message = only_problem(raw)
     assert "trading-infra:originSecret is not set" in message
@@ -283,7 +285,7 @@ def test_plain_text_secrets_are_rejected() -> None:
     raw = {**SG, "trading-infra:serviceSecrets": json.dumps({"BINANCE_API_KEY": "k"})}
     message = only_problem(raw)
     assert message.startswith("trading-infra:serviceSecrets: is stored in plain text")
-    config = parse_stack_config(raw, "test", secret_keys={"trading-infra:serviceSecrets"})
+    config = parse_stack_config(raw, "sg", secret_keys={"trading-infra:serviceSecrets"})
     assert config.service_secrets == {"BINANCE_API_KEY": "k"}
 
 

@@ -14,12 +14,10 @@ from functools import cache
 
 import pytest
 
-from ops.plan import plan_stack
-from ops.runtime import Plan, PlannedResource, run_mocked
-from stacks import main
-from tests.support import ROOT, committed_config, with_section
+from ops.plan import plan_config, plan_stack
+from ops.runtime import Plan, PlannedResource
+from tests.support import committed_config, plan_sg, with_section
 
-CERT = "arn:aws:acm:ap-southeast-1:111122223333:certificate/abc"
 RECOMMENDED_TLS_POLICIES = {
     "ELBSecurityPolicy-TLS13-1-2-2021-06",
     "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
@@ -199,34 +197,55 @@ CONTROLS: dict[str, Callable[[Plan], list[str]]] = {
 }
 
 
-def variant(**sections: dict) -> Plan:
-    raw = committed_config("sg")
+SECRET_KEYS = ["trading-infra:originSecret"]
+
+
+def variant(stack: str, **sections: dict) -> dict[str, str]:
+    raw = committed_config(stack)
     for section, changes in sections.items():
         raw = with_section(raw, section, **changes)
     raw["trading-infra:originSecret"] = "from-config"
-    return run_mocked(
-        main,
-        project="trading-infra",
-        stack="variant",
-        config=raw,
-        secret_keys=["trading-infra:originSecret"],
-        cwd=ROOT,
+    return raw
+
+
+def public(stack: str, region: str) -> dict[str, str]:
+    return variant(
+        stack,
+        loadBalancer={
+            "originProtection": "public",
+            "certificateArn": f"arn:aws:acm:{region}:111122223333:certificate/abc",
+            "originDomainName": f"origin-{stack}.example.com",
+        },
     )
 
 
 @cache
 def plans() -> dict[str, Plan]:
+    eu_public = plan_config("eu", public("eu", "eu-central-1"), SECRET_KEYS)
     return {
         "sg": plan_stack("sg"),
-        "eu": plan_stack("eu"),
-        "sg-public": variant(loadBalancer={"originProtection": "public", "certificateArn": CERT}),
-        "sg-blue-green": variant(service={"deployment": {"strategy": "BLUE_GREEN"}}),
-        "sg-linear": variant(service={"deployment": {"strategy": "LINEAR"}}),
+        "eu": committed_plan_eu(),
+        "eu-public": eu_public,
+        "sg-public": plan_sg(
+            public("sg", "ap-southeast-1"), SECRET_KEYS, fallback_outputs=eu_public.outputs
+        ),
+        "sg-blue-green": plan_sg(
+            variant("sg", service={"deployment": {"strategy": "BLUE_GREEN"}}), SECRET_KEYS
+        ),
+        "sg-linear": plan_sg(
+            variant("sg", service={"deployment": {"strategy": "LINEAR"}}), SECRET_KEYS
+        ),
     }
 
 
+def committed_plan_eu() -> Plan:
+    return plan_stack("eu")
+
+
 @pytest.mark.parametrize("control", CONTROLS)
-@pytest.mark.parametrize("plan_name", ["sg", "eu", "sg-public", "sg-blue-green", "sg-linear"])
+@pytest.mark.parametrize(
+    "plan_name", ["sg", "eu", "eu-public", "sg-public", "sg-blue-green", "sg-linear"]
+)
 def test_control_holds(control: str, plan_name: str) -> None:
     assert CONTROLS[control](plans()[plan_name]) == []
 

@@ -7,10 +7,10 @@ from functools import cache
 
 import pytest
 
-from ops.plan import plan_stack
-from ops.runtime import Plan, run_mocked
-from stacks import BUILDERS, main, outputs
-from tests.support import ROOT, committed_config, is_taggable, with_section
+from ops.plan import plan_config, plan_stack
+from ops.runtime import Plan
+from stacks import BUILDERS, outputs
+from tests.support import committed_config, is_taggable, plan_sg, with_section
 
 STACKS = {"sg": "ap-southeast-1", "eu": "eu-central-1"}
 
@@ -21,14 +21,9 @@ def committed_plan(stack: str) -> Plan:
 
 
 def run_stack(raw: dict[str, str], secret_keys: list[str] | None = None) -> Plan:
-    return run_mocked(
-        main,
-        project="trading-infra",
-        stack="test",
-        config=raw,
-        secret_keys=secret_keys,
-        cwd=ROOT,
-    )
+    if "trading-infra:edge" in raw:
+        return plan_sg(raw, secret_keys)
+    return plan_config("eu", raw, secret_keys or [])
 
 
 def test_every_role_has_a_builder() -> None:
@@ -64,15 +59,29 @@ def test_every_taggable_resource_names_its_component(stack: str) -> None:
     taggable = [r for r in plan.resources if is_taggable(r)]
     assert len(taggable) > 10
     components = {"network", "registry", "load_balancer", "service", "monitoring"}
+    if stack == "sg":
+        components.add("edge")
     assert [r.name for r in taggable if r.tag("component") not in components] == []
     assert {r.tag("component") for r in taggable} == components
+
+
+EDGE_OUTPUTS = {
+    outputs.DISTRIBUTION_ID,
+    outputs.EDGE_DOMAIN_NAME,
+    outputs.KEY_VALUE_STORE_ARN,
+    outputs.EDGE_REGIONS,
+    outputs.ROUTING_TABLE,
+    outputs.GET_FAILOVER_SECONDS,
+}
 
 
 @pytest.mark.parametrize("stack", STACKS)
 def test_outputs_use_the_shared_keys(stack: str) -> None:
     plan = committed_plan(stack)
     keys = {v for k, v in vars(outputs).items() if k.isupper()}
-    assert set(plan.outputs) == keys
+    # The origin secret only exists in `public` mode; the edge only in the primary.
+    regional = keys - EDGE_OUTPUTS - {outputs.ORIGIN_SECRET}
+    assert set(plan.outputs) == (regional | EDGE_OUTPUTS if stack == "sg" else regional)
     assert plan.outputs[outputs.REGION] == STACKS[stack]
     assert plan.outputs[outputs.IMAGE_REF].split("@")[1].startswith("sha256:")
 

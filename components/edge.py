@@ -1,0 +1,510 @@
+"""GeoEdge: one CloudFront distribution that routes each viewer to a region.
+
+A viewer-request CloudFront Function (``edge/geo_router.js``) reads the viewer's
+country, looks its region up in a KeyValueStore and picks that region's origin, or the
+other one when the chosen region is marked unhealthy. Routes are KeyValueStore data:
+changing one is a key write, never a republish.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Literal, Required, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from components.tagging import component_tags
+
+FUNCTION_SOURCE = Path(__file__).with_name("edge") / "geo_router.js"
+"""The function's source, published as is but for its SETTINGS line."""
+
+FUNCTION_SIZE_LIMIT = 10 * 1024
+"""CloudFront Functions reject code above 10 KB."""
+
+CACHING_DISABLED_POLICY = "4135ea2d-6df8-44a3-9df3-4b5a84be39ad"
+"""Managed cache policy CachingDisabled: an API's responses are never cached."""
+
+ALL_VIEWER_AND_CLOUDFRONT_POLICY = "33f36d7e-f396-46d9-90e0-52428a34d9dc"
+"""Managed origin request policy AllViewerAndCloudFrontHeaders-2022-06: forwards the
+viewer's headers and CloudFront's, CloudFront-Viewer-Country among them (AllViewer
+alone does not)."""
+
+CLOUDFRONT_ZONE_ID = "Z2FDTNDATAQYW2"
+"""Route 53 hosted zone id of every CloudFront distribution, for alias records."""
+
+ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
+API_PATH = "/api/*"
+
+HEALTHY = "healthy"
+_SETTINGS_LINE = re.compile(r"^const SETTINGS = .*;$", re.MULTILINE)
+
+Protection = Literal["vpc-origin", "public"]
+
+
+def render_function(source: str, kvs_id: str, regions: list[str]) -> str:
+    """The function as published: SETTINGS carries the store id and the region ids
+    (primary first); the rest of the source is unchanged."""
+    settings = json.dumps({"kvsId": kvs_id, "regions": regions})
+    rendered, count = _SETTINGS_LINE.subn(lambda _: f"const SETTINGS = {settings};", source)
+    if count != 1:
+        raise ValueError("the function source must have exactly one `const SETTINGS = …;` line")
+    if len(rendered.encode()) > FUNCTION_SIZE_LIMIT:
+        raise ValueError(f"the rendered function exceeds CloudFront's {FUNCTION_SIZE_LIMIT} bytes")
+    return rendered
+
+
+def routing_table(
+    routes: dict[str, str], default_region: str, drained: list[str]
+) -> dict[str, str]:
+    """The KeyValueStore keys Pulumi owns: routes, the default region, drained regions.
+
+    Health keys are not here: they are created ``healthy`` once and then belong to the
+    failover automation and operators.
+    """
+    table = {f"country:{country}": region for country, region in sorted(routes.items())}
+    table["default"] = default_region
+    table["drained"] = json.dumps(sorted(drained))
+    return table
+
+
+def get_failover_worst_case_seconds(connection_attempts: int, connection_timeout: int) -> int:
+    """Seconds before a GET to an unreachable region is retried on the other one: every
+    connection attempt to the first origin times out, then the origin group moves on.
+    An origin answering 5xx fails over as soon as it answers."""
+    return connection_attempts * connection_timeout
+
+
+def kvs_id_from_arn(arn: str) -> str:
+    """``arn:aws:cloudfront::123:key-value-store/<id>`` -> ``<id>`` (what cf.kvs() takes)."""
+    return arn.rsplit("/", 1)[1]
+
+
+class EdgeOrigin(TypedDict, total=False):
+    """One region's load balancer as a CloudFront origin."""
+
+    region: Required[str]
+    """Region id, also the origin id (``sg``, ``eu``)."""
+    protection: Required[Protection]
+    """How the ALB is reached: ``vpc-origin`` or ``public``."""
+    alb_arn: Required[pulumi.Input[str]]
+    """The ALB (VPC origins point at it)."""
+    domain_name: Required[pulumi.Input[str]]
+    """Hostname CloudFront connects to (the ALB's DNS name, or the name its
+    certificate covers)."""
+    protocol: Required[pulumi.Input[str]]
+    """``HTTP`` or ``HTTPS``: the ALB listener's protocol."""
+    port: Required[pulumi.Input[int]]
+    """The ALB listener's port."""
+    origin_header_name: str
+    """``public``: header carrying the secret. Default ``X-Origin-Verify``."""
+    origin_secret: pulumi.Input[str]
+    """``public``: the secret header value."""
+
+
+class OriginTimeouts(TypedDict, total=False):
+    """CloudFront's patience with an origin. Defaults give a 3 s GET failover."""
+
+    connection_attempts: int
+    """Default 1."""
+    connection_timeout_seconds: int
+    """Default 3."""
+    read_timeout_seconds: int
+    """Default 30."""
+    keepalive_timeout_seconds: int
+    """Default 5."""
+
+
+class CustomDomain(TypedDict, total=False):
+    """Serve on your own hostname."""
+
+    name: Required[str]
+    """The hostname."""
+    certificate_arn: str
+    """An existing us-east-1 ACM certificate; otherwise one is created."""
+    hosted_zone_id: str
+    """Route 53 zone for certificate validation and the alias records."""
+
+
+class GeoEdgeArgs(TypedDict, total=False):
+    """Arguments of ``GeoEdge``."""
+
+    resource_prefix: Required[str]
+    """Prefix of the account-unique names (function, store, policies)."""
+    origins: Required[list[EdgeOrigin]]
+    """The regions, primary first (the default behaviour's origin)."""
+    default_region: Required[str]
+    """Region for countries without a route."""
+    routes: dict[str, str]
+    """Country -> region. Default none (everyone gets the default region)."""
+    drained_regions: list[str]
+    """Regions routed around by configuration. Default none."""
+    timeouts: OriginTimeouts
+    """Origin timeouts."""
+    price_class: str
+    """Default ``PriceClass_All``."""
+    origin_request_policy: Literal["all-viewer-and-cloudfront", "custom"]
+    """Default ``all-viewer-and-cloudfront``."""
+    forwarded_headers: list[str]
+    """``custom`` policy: viewer headers forwarded besides CloudFront-Viewer-Country."""
+    custom_domain: CustomDomain
+    """Default: the cloudfront.net name and certificate."""
+    certificate_provider: aws.Provider
+    """A us-east-1 provider: CloudFront only takes certificates from there. Required
+    when ``custom_domain`` has no ``certificate_arn``."""
+    minimum_protocol_version: str
+    """Viewer TLS floor with a custom domain. Default ``TLSv1.2_2021``."""
+    web_acl_arn: str
+    """WAFv2 web ACL. Default none."""
+    logging_bucket: str
+    """Standard logging bucket domain. Default off."""
+    logging_prefix: str
+    """Default ``cloudfront/``."""
+
+
+class GeoEdge(pulumi.ComponentResource):
+    """The global entry point: CloudFront, the routing function and its table."""
+
+    distribution: aws.cloudfront.Distribution
+    """The distribution."""
+    domain_name: pulumi.Output[str]
+    """Its cloudfront.net hostname."""
+    key_value_store: aws.cloudfront.KeyValueStore
+    """The routing table."""
+    function: aws.cloudfront.Function
+    """The viewer-request router."""
+    vpc_origins: dict[str, aws.cloudfront.VpcOrigin]
+    """VPC origins by region id."""
+    routing_table: dict[str, str]
+    """The Pulumi-owned keys of the store."""
+    health_keys: dict[str, aws.cloudfront.KeyvaluestoreKey]
+    """``health:<region>`` keys by region id (values owned by failover automation)."""
+    get_failover_seconds: int
+    """Worst case before a GET to an unreachable region moves to the other."""
+
+    def __init__(
+        self, name: str, args: GeoEdgeArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("trading-infra:edge:GeoEdge", name, {}, opts)
+        origins = args["origins"]
+        if not origins:
+            raise ValueError(f"GeoEdge {name}: at least one origin is required.")
+        regions = [origin["region"] for origin in origins]
+        unknown = {args["default_region"], *args.get("routes", {}).values()} - set(regions)
+        if unknown:
+            raise ValueError(
+                f"GeoEdge {name}: routes name regions without an origin: {sorted(unknown)}."
+            )
+        custom_domain = args.get("custom_domain")
+        # First, so that a custom domain missing its settings fails before any resource.
+        certificate_arn, aliases = self._certificate(name, custom_domain, args)
+        tags = component_tags("edge")
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args["resource_prefix"]
+        timeouts = args.get("timeouts", {})
+
+        self.key_value_store = aws.cloudfront.KeyValueStore(
+            f"{name}-routes",
+            name=f"{prefix}-routes",
+            comment="Viewer country -> region, default region, region health",
+            tags=tags,
+            opts=child,
+        )
+        self.routing_table = routing_table(
+            args.get("routes", {}), args["default_region"], args.get("drained_regions", [])
+        )
+        for key, value in self.routing_table.items():
+            aws.cloudfront.KeyvaluestoreKey(
+                f"{name}-key-{key.replace(':', '-').lower()}",
+                key_value_store_arn=self.key_value_store.arn,
+                key=key,
+                value=value,
+                opts=child,
+            )
+        self.health_keys = {
+            region: aws.cloudfront.KeyvaluestoreKey(
+                f"{name}-key-health-{region}",
+                key_value_store_arn=self.key_value_store.arn,
+                key=f"health:{region}",
+                value=HEALTHY,
+                # Created healthy once; from then on the failover automation and
+                # operators own the value, and `pulumi up` must not undo a failover.
+                opts=pulumi.ResourceOptions(parent=self, ignore_changes=["value"]),
+            )
+            for region in regions
+        }
+
+        source = FUNCTION_SOURCE.read_text()
+        self.function = aws.cloudfront.Function(
+            f"{name}-router",
+            name=f"{prefix}-geo-router",
+            runtime="cloudfront-js-2.0",
+            comment="Routes viewers to a region by country and region health",
+            publish=True,
+            code=self.key_value_store.arn.apply(
+                lambda arn: render_function(source, kvs_id_from_arn(arn), regions)
+            ),
+            key_value_store_associations=[self.key_value_store.arn],
+            tags=tags,
+            opts=child,
+        )
+
+        self.vpc_origins = {}
+        distribution_origins = [
+            self._origin(name, prefix, origin, timeouts, tags) for origin in origins
+        ]
+
+        headers_policy = aws.cloudfront.ResponseHeadersPolicy(
+            f"{name}-security-headers",
+            name=f"{prefix}-security-headers",
+            comment="HSTS, nosniff, frame and referrer policy for the API",
+            security_headers_config=aws.cloudfront.ResponseHeadersPolicySecurityHeadersConfigArgs(
+                strict_transport_security=aws.cloudfront.ResponseHeadersPolicySecurityHeadersConfigStrictTransportSecurityArgs(
+                    access_control_max_age_sec=63072000,
+                    include_subdomains=True,
+                    preload=True,
+                    override=True,
+                ),
+                content_type_options=aws.cloudfront.ResponseHeadersPolicySecurityHeadersConfigContentTypeOptionsArgs(
+                    override=True
+                ),
+                frame_options=aws.cloudfront.ResponseHeadersPolicySecurityHeadersConfigFrameOptionsArgs(
+                    frame_option="DENY", override=True
+                ),
+                referrer_policy=aws.cloudfront.ResponseHeadersPolicySecurityHeadersConfigReferrerPolicyArgs(
+                    referrer_policy="strict-origin-when-cross-origin", override=True
+                ),
+            ),
+            opts=child,
+        )
+        origin_request_policy_id: pulumi.Input[str] = ALL_VIEWER_AND_CLOUDFRONT_POLICY
+        if args.get("origin_request_policy", "all-viewer-and-cloudfront") == "custom":
+            forwarded: list[str] = sorted(
+                {"CloudFront-Viewer-Country", *args.get("forwarded_headers", [])}
+            )
+            origin_request_policy_id = aws.cloudfront.OriginRequestPolicy(
+                f"{name}-origin-request",
+                name=f"{prefix}-origin-request",
+                comment="Viewer country for the router, and the API's own headers",
+                headers_config=aws.cloudfront.OriginRequestPolicyHeadersConfigArgs(
+                    header_behavior="whitelist",
+                    headers=aws.cloudfront.OriginRequestPolicyHeadersConfigHeadersArgs(
+                        items=forwarded
+                    ),
+                ),
+                cookies_config=aws.cloudfront.OriginRequestPolicyCookiesConfigArgs(
+                    cookie_behavior="all"
+                ),
+                query_strings_config=aws.cloudfront.OriginRequestPolicyQueryStringsConfigArgs(
+                    query_string_behavior="all"
+                ),
+                opts=child,
+            ).id
+
+        behaviour = {
+            "allowed_methods": ALL_METHODS,
+            "cached_methods": ["GET", "HEAD"],
+            "target_origin_id": regions[0],
+            "viewer_protocol_policy": "redirect-to-https",
+            "cache_policy_id": CACHING_DISABLED_POLICY,
+            "origin_request_policy_id": origin_request_policy_id,
+            "response_headers_policy_id": headers_policy.id,
+            "compress": True,
+        }
+        association = {"event_type": "viewer-request", "function_arn": self.function.arn}
+
+        viewer_certificate = (
+            aws.cloudfront.DistributionViewerCertificateArgs(
+                acm_certificate_arn=certificate_arn,
+                ssl_support_method="sni-only",
+                minimum_protocol_version=args.get("minimum_protocol_version", "TLSv1.2_2021"),
+            )
+            if certificate_arn is not None
+            else aws.cloudfront.DistributionViewerCertificateArgs(
+                cloudfront_default_certificate=True
+            )
+        )
+        logging = None
+        if bucket := args.get("logging_bucket"):
+            logging = aws.cloudfront.DistributionLoggingConfigArgs(
+                bucket=bucket,
+                prefix=args.get("logging_prefix", "cloudfront/"),
+                include_cookies=False,
+            )
+
+        self.distribution = aws.cloudfront.Distribution(
+            f"{name}-distribution",
+            enabled=True,
+            comment=f"{prefix}: geo-routed trading API",
+            is_ipv6_enabled=True,
+            http_version="http2and3",
+            price_class=args.get("price_class", "PriceClass_All"),
+            aliases=aliases,
+            web_acl_id=args.get("web_acl_arn"),
+            logging_config=logging,
+            origins=distribution_origins,
+            default_cache_behavior=aws.cloudfront.DistributionDefaultCacheBehaviorArgs(
+                **behaviour,
+                function_associations=[
+                    aws.cloudfront.DistributionDefaultCacheBehaviorFunctionAssociationArgs(
+                        **association
+                    )
+                ],
+            ),
+            ordered_cache_behaviors=[
+                aws.cloudfront.DistributionOrderedCacheBehaviorArgs(
+                    path_pattern=API_PATH,
+                    **behaviour,
+                    function_associations=[
+                        aws.cloudfront.DistributionOrderedCacheBehaviorFunctionAssociationArgs(
+                            **association
+                        )
+                    ],
+                )
+            ],
+            restrictions=aws.cloudfront.DistributionRestrictionsArgs(
+                geo_restriction=aws.cloudfront.DistributionRestrictionsGeoRestrictionArgs(
+                    restriction_type="none"
+                )
+            ),
+            viewer_certificate=viewer_certificate,
+            tags=tags,
+            opts=child,
+        )
+        self.domain_name = self.distribution.domain_name
+        if custom_domain and "hosted_zone_id" in custom_domain:
+            for record_type in ("A", "AAAA"):
+                aws.route53.Record(
+                    f"{name}-alias-{record_type.lower()}",
+                    zone_id=custom_domain["hosted_zone_id"],
+                    name=custom_domain["name"],
+                    type=record_type,
+                    aliases=[
+                        aws.route53.RecordAliasArgs(
+                            name=self.distribution.domain_name,
+                            zone_id=CLOUDFRONT_ZONE_ID,
+                            evaluate_target_health=False,
+                        )
+                    ],
+                    opts=child,
+                )
+
+        self.get_failover_seconds = get_failover_worst_case_seconds(
+            timeouts.get("connection_attempts", 1), timeouts.get("connection_timeout_seconds", 3)
+        )
+        self.register_outputs(
+            {
+                "distribution_id": self.distribution.id,
+                "domain_name": self.domain_name,
+                "key_value_store_arn": self.key_value_store.arn,
+            }
+        )
+
+    def _origin(
+        self,
+        name: str,
+        prefix: str,
+        origin: EdgeOrigin,
+        timeouts: OriginTimeouts,
+        tags: dict[str, str],
+    ) -> aws.cloudfront.DistributionOriginArgs:
+        region = origin["region"]
+        protocol_policy = pulumi.Output.from_input(origin["protocol"]).apply(
+            lambda protocol: "https-only" if protocol == "HTTPS" else "http-only"
+        )
+        read_timeout = timeouts.get("read_timeout_seconds", 30)
+        keepalive = timeouts.get("keepalive_timeout_seconds", 5)
+        common = {
+            "origin_id": region,
+            "domain_name": origin["domain_name"],
+            "connection_attempts": timeouts.get("connection_attempts", 1),
+            "connection_timeout": timeouts.get("connection_timeout_seconds", 3),
+        }
+        if origin["protection"] == "vpc-origin":
+            vpc_origin = aws.cloudfront.VpcOrigin(
+                f"{name}-vpc-origin-{region}",
+                vpc_origin_endpoint_config=aws.cloudfront.VpcOriginVpcOriginEndpointConfigArgs(
+                    name=f"{prefix}-{region}",
+                    arn=origin["alb_arn"],
+                    http_port=origin["port"],
+                    https_port=origin["port"],
+                    origin_protocol_policy=protocol_policy,
+                    origin_ssl_protocols=aws.cloudfront.VpcOriginVpcOriginEndpointConfigOriginSslProtocolsArgs(
+                        items=["TLSv1.2"], quantity=1
+                    ),
+                ),
+                tags=tags,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.vpc_origins[region] = vpc_origin
+            return aws.cloudfront.DistributionOriginArgs(
+                **common,
+                vpc_origin_config=aws.cloudfront.DistributionOriginVpcOriginConfigArgs(
+                    vpc_origin_id=vpc_origin.id,
+                    origin_read_timeout=read_timeout,
+                    origin_keepalive_timeout=keepalive,
+                ),
+            )
+        secret = origin.get("origin_secret")
+        if secret is None:
+            raise ValueError(f"origin {region}: `public` protection needs `origin_secret`.")
+        return aws.cloudfront.DistributionOriginArgs(
+            **common,
+            custom_headers=[
+                aws.cloudfront.DistributionOriginCustomHeaderArgs(
+                    name=origin.get("origin_header_name", "X-Origin-Verify"),
+                    value=pulumi.Output.secret(secret),
+                )
+            ],
+            custom_origin_config=aws.cloudfront.DistributionOriginCustomOriginConfigArgs(
+                http_port=80,
+                https_port=origin["port"],
+                origin_protocol_policy="https-only",
+                origin_ssl_protocols=["TLSv1.2"],
+                origin_read_timeout=read_timeout,
+                origin_keepalive_timeout=keepalive,
+            ),
+        )
+
+    def _certificate(
+        self, name: str, custom_domain: CustomDomain | None, args: GeoEdgeArgs
+    ) -> tuple[pulumi.Input[str] | None, list[str] | None]:
+        if custom_domain is None:
+            return None, None
+        if "certificate_arn" in custom_domain:
+            return custom_domain["certificate_arn"], [custom_domain["name"]]
+        provider = args.get("certificate_provider")
+        zone_id = custom_domain.get("hosted_zone_id")
+        if provider is None or zone_id is None:
+            raise ValueError(
+                f"GeoEdge {name}: a custom domain without `certificate_arn` needs "
+                "`certificate_provider` (us-east-1) and `hosted_zone_id`."
+            )
+        us_east_1 = pulumi.ResourceOptions(parent=self, provider=provider)
+        certificate = aws.acm.Certificate(
+            f"{name}-certificate",
+            domain_name=custom_domain["name"],
+            validation_method="DNS",
+            tags=component_tags("edge"),
+            opts=us_east_1,
+        )
+        option = certificate.domain_validation_options[0]
+        record = aws.route53.Record(
+            f"{name}-certificate-validation-record",
+            zone_id=zone_id,
+            name=option.resource_record_name,
+            type=option.resource_record_type,
+            records=[option.resource_record_value],
+            ttl=300,
+            allow_overwrite=True,
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        validation = aws.acm.CertificateValidation(
+            f"{name}-certificate-validation",
+            certificate_arn=certificate.arn,
+            validation_record_fqdns=[record.fqdn],
+            opts=us_east_1,
+        )
+        return validation.certificate_arn, [custom_domain["name"]]
