@@ -637,7 +637,13 @@ class EdgeConfig(_Section):
 
     @model_validator(mode="after")
     def _regions_are_origins(self, info: ValidationInfo) -> EdgeConfig:
-        stack = (info.context or {}).get("stack")
+        context = info.context or {}
+        if context.get("role", "primary") != "primary":
+            raise ValueError(
+                f"is set but role is {context['role']!r}; only the primary stack has an edge. "
+                "Remove it"
+            )
+        stack = context.get("stack")
         origins = [region for region in (stack, self.fallback_region) if region]
         if not origins:
             return self
@@ -717,16 +723,11 @@ class RegionalStackConfig(_Section):
         return value
 
     @model_validator(mode="after")
-    def _edge_only_in_the_primary(self) -> RegionalStackConfig:
+    def _primary_has_an_edge(self) -> RegionalStackConfig:
         if self.role == "primary" and self.edge is None:
             raise ValueError(
                 f"role 'primary' needs {PROJECT}:edge (at least defaultRegion): the primary "
                 "stack owns the global CloudFront entry point"
-            )
-        if self.role != "primary" and self.edge is not None:
-            raise ValueError(
-                f"{PROJECT}:edge is set but role is {self.role!r}; only the primary stack has "
-                "an edge. Remove it"
             )
         return self
 
@@ -845,7 +846,8 @@ def parse_stack_config(
             document[name] = _decode(value)
     try:
         return StackConfig.model_validate(
-            document, context={"secret_keys": set(secret_keys), "stack": stack}
+            document,
+            context={"secret_keys": set(secret_keys), "stack": stack, "role": document.get("role")},
         )
     except ValidationError as error:
         problems = sorted({_describe(detail, StackConfig) for detail in error.errors()})

@@ -306,3 +306,93 @@ def test_task_role_statement_granting_everything_is_rejected() -> None:
 def test_health_check_timeout_must_be_below_interval() -> None:
     raw = with_section(SG, "loadBalancer", healthCheck={"intervalSeconds": 5, "timeoutSeconds": 5})
     assert "timeoutSeconds 5 must be less than intervalSeconds 5" in only_problem(raw)
+
+
+# --- edge ----------------------------------------------------------------------------
+
+
+def edge(**changes) -> dict[str, str]:
+    return with_section(SG, "edge", **changes)
+
+
+def test_committed_edge_names_both_regions() -> None:
+    config = parse_stack_config(SG, "sg")
+    assert config.edge is not None
+    assert config.edge.fallback_region == "eu"
+    assert config.edge.routes["US"] == "sg" and config.edge.routes["IN"] == "sg"
+
+
+@pytest.mark.parametrize(
+    ("code", "hint"), [("UK", "UK (did you mean GB?)"), ("usa", "usa"), ("XX", "XX")]
+)
+def test_country_codes_must_be_iso_alpha_2(code: str, hint: str) -> None:
+    message = only_problem(edge(routes={code: "sg"}))
+    assert message.startswith(f"trading-infra:edge.routes: {hint}: not ISO 3166-1 alpha-2")
+
+
+def test_route_to_a_region_that_is_not_an_origin_is_rejected() -> None:
+    message = only_problem(edge(routes={"US": "us", "DE": "eu"}))
+    assert message == (
+        "trading-infra:edge: routes.US 'us': not one of the edge's origins (sg, eu); "
+        "route to this stack's name or to the fallbackStack's"
+    )
+
+
+def test_routes_to_the_fallback_need_a_fallback_stack() -> None:
+    message = only_problem(edge(fallbackStack=None))
+    assert "routes.CH 'eu'" in message and "(sg)" in message
+
+
+def test_default_region_is_required() -> None:
+    assert only_problem(edge(defaultRegion=None)) == (
+        "trading-infra:edge.defaultRegion: required but not set; set it in the stack's "
+        "Pulumi.<stack>.yaml"
+    )
+
+
+def test_custom_domain_without_a_certificate_setting_is_rejected() -> None:
+    message = only_problem(edge(customDomain={"name": "api.example.com"}))
+    assert message.startswith(
+        "trading-infra:edge.customDomain: needs exactly one certificate setting"
+    )
+
+
+def test_created_certificate_needs_a_hosted_zone() -> None:
+    message = only_problem(
+        edge(customDomain={"name": "api.example.com", "createCertificate": True})
+    )
+    assert "createCertificate needs hostedZoneId" in message
+
+
+def test_custom_domain_certificate_must_be_in_us_east_1() -> None:
+    cert = "arn:aws:acm:ap-southeast-1:123456789012:certificate/x"
+    message = only_problem(edge(customDomain={"name": "api.example.com", "certificateArn": cert}))
+    assert message.startswith("trading-infra:edge.customDomain.certificateArn: ")
+
+
+def test_unknown_price_class_is_rejected() -> None:
+    message = only_problem(edge(priceClass="PriceClass_Cheap"))
+    assert message.startswith("trading-infra:edge.priceClass: ")
+    assert "'PriceClass_All', 'PriceClass_200' or 'PriceClass_100'" in message
+
+
+def test_primary_needs_an_edge_and_fallback_must_not_have_one() -> None:
+    without = {k: v for k, v in SG.items() if k != "trading-infra:edge"}
+    assert only_problem(without).startswith(
+        "trading-infra: role 'primary' needs trading-infra:edge"
+    )
+    eu = committed_config("eu")
+    with_edge = {**eu, "trading-infra:edge": SG["trading-infra:edge"]}
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(with_edge, "eu")
+    assert caught.value.problems == [
+        "trading-infra:edge: is set but role is 'fallback'; only the primary stack has an "
+        "edge. Remove it"
+    ]
+
+
+def test_https_origin_needs_its_domain_name() -> None:
+    raw = with_section(
+        SG, "loadBalancer", certificateArn="arn:aws:acm:ap-southeast-1:111122223333:certificate/x"
+    )
+    assert "certificateArn needs originDomainName" in only_problem(raw)

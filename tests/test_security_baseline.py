@@ -178,6 +178,45 @@ def ec2_18_19(plan: Plan) -> list[str]:
     return open_groups
 
 
+def cloudfront_3(plan: Plan) -> list[str]:
+    bad = []
+    for dist in plan.of_type("aws:cloudfront/distribution:Distribution"):
+        behaviours = [
+            dist.inputs["defaultCacheBehavior"],
+            *dist.inputs.get("orderedCacheBehaviors", []),
+        ]
+        if any(
+            b["viewerProtocolPolicy"] not in {"redirect-to-https", "https-only"} for b in behaviours
+        ):
+            bad.append(dist.name)
+    return bad
+
+
+def cloudfront_10(plan: Plan) -> list[str]:
+    deprecated = {"SSLv3", "TLSv1", "TLSv1.1"}
+    bad = []
+    for dist in plan.of_type("aws:cloudfront/distribution:Distribution"):
+        for origin in dist.revealed["origins"]:
+            protocols = origin.get("customOriginConfig", {}).get("originSslProtocols", [])
+            if deprecated & set(protocols):
+                bad.append(f"{dist.name}/{origin['originId']}")
+    for vpc_origin in plan.of_type("aws:cloudfront/vpcOrigin:VpcOrigin"):
+        items = vpc_origin.inputs["vpcOriginEndpointConfig"]["originSslProtocols"]["items"]
+        if deprecated & set(items):
+            bad.append(vpc_origin.name)
+    return bad
+
+
+def cloudfront_function_runtime(plan: Plan) -> list[str]:
+    return names(
+        [
+            f
+            for f in plan.of_type("aws:cloudfront/function:Function")
+            if f.inputs["runtime"] != "cloudfront-js-2.0"
+        ]
+    )
+
+
 CONTROLS: dict[str, Callable[[Plan], list[str]]] = {
     "ECS.2": ecs_2,
     "ECS.4": ecs_4,
@@ -194,6 +233,9 @@ CONTROLS: dict[str, Callable[[Plan], list[str]]] = {
     "ELB.17": elb_17,
     "ELB.18": elb_18,
     "EC2.18/19": ec2_18_19,
+    "CloudFront.3": cloudfront_3,
+    "CloudFront.10": cloudfront_10,
+    "CloudFront function runtime": cloudfront_function_runtime,
 }
 
 
@@ -329,6 +371,21 @@ BREAKS: dict[str, tuple[str, str, Callable[[dict], None]]] = {
         "aws:ec2/securityGroup:SecurityGroup",
         lambda i: i["ingress"].append({"fromPort": 22, "toPort": 22, "cidrBlocks": ["0.0.0.0/0"]}),
     ),
+    "CloudFront.3": (
+        "sg",
+        "aws:cloudfront/distribution:Distribution",
+        lambda i: i["defaultCacheBehavior"].update(viewerProtocolPolicy="allow-all"),
+    ),
+    "CloudFront.10": (
+        "sg",
+        "aws:cloudfront/vpcOrigin:VpcOrigin",
+        lambda i: i["vpcOriginEndpointConfig"]["originSslProtocols"].update(items=["TLSv1"]),
+    ),
+    "CloudFront function runtime": (
+        "sg",
+        "aws:cloudfront/function:Function",
+        lambda i: i.update(runtime="cloudfront-js-1.0"),
+    ),
 }
 
 
@@ -345,3 +402,8 @@ def test_public_variant_really_is_public_with_https() -> None:
         listener.inputs["protocol"] for listener in plan.of_type("aws:lb/listener:Listener")
     )
     assert protocols == ["HTTP", "HTTPS"]
+    # ...and its edge reaches both public ALBs over HTTPS with TLS 1.2 only.
+    (dist,) = plan.of_type("aws:cloudfront/distribution:Distribution")
+    configs = [o["customOriginConfig"] for o in dist.revealed["origins"]]
+    assert [c["originProtocolPolicy"] for c in configs] == ["https-only", "https-only"]
+    assert [c["originSslProtocols"] for c in configs] == [["TLSv1.2"], ["TLSv1.2"]]
