@@ -1,0 +1,1 @@
+"""The region-health Lambda: deployed as is, so it imports nothing from Pulumi."""
