@@ -105,6 +105,8 @@ class LoadBalancer(pulumi.ComponentResource):
     """``public`` mode: the HTTP listener that only redirects to HTTPS."""
     production_rule: aws.lb.ListenerRule
     """The rule forwarding to the target group(s)."""
+    target_group_arn_suffixes: list[pulumi.Output[str]]
+    """CloudWatch ``TargetGroup`` dimensions of every target group, production first."""
     listener_port: int
     """The port CloudFront connects to."""
     listener_protocol: Literal["HTTP", "HTTPS"]
@@ -270,6 +272,9 @@ class LoadBalancer(pulumi.ComponentResource):
             ),
         )
 
+        self.target_group_arn_suffixes = [self.target_group.arn_suffix]
+        if self.alternate_target_group is not None:
+            self.target_group_arn_suffixes.append(self.alternate_target_group.arn_suffix)
         self.register_outputs(
             {"arn": self.arn, "dns_name": self.dns_name, "target_group_arn": self.target_group.arn}
         )

@@ -226,7 +226,7 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
         MonitoringArgs(
             alarm_prefix=f"{service_name}-{stack}",
             load_balancer_arn_suffix=load_balancer.arn_suffix,
-            target_group_arn_suffix=load_balancer.target_group.arn_suffix,
+            target_group_arn_suffixes=load_balancer.target_group_arn_suffixes,
             cluster_name=cluster_name,
             service_name=service_name,
             alarm_emails=list(mon.alarm_emails),

@@ -12,13 +12,14 @@ from tests.support import is_taggable, run_component
 
 ALB = "app/alb/0123"
 TG = "targetgroup/tg/4567"
+TG_ALT = "targetgroup/tg-alt/89ab"
 
 
 def monitoring_plan(**overrides) -> Plan:
     args = MonitoringArgs(
         alarm_prefix="api-sg",
         load_balancer_arn_suffix=ALB,
-        target_group_arn_suffix=TG,
+        target_group_arn_suffixes=[TG, TG_ALT],
         cluster_name="trading-sg",
         service_name="api",
         **overrides,
@@ -94,12 +95,22 @@ def test_thresholds_periods_and_dimensions_follow_the_args() -> None:
             assert alarm["period"] == 30, name
 
 
-def test_no_healthy_hosts_counts_silence_as_failure() -> None:
+def test_no_healthy_hosts_sums_every_target_group_and_counts_silence_as_failure() -> None:
     alarm = alarms(monitoring_plan())["api-sg-no-healthy-hosts"]
-    assert alarm["metricName"] == "HealthyHostCount"
-    assert alarm["dimensions"] == {"LoadBalancer": ALB, "TargetGroup": TG}
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert queries["total"]["expression"] == "FILL(m0, 0) + FILL(m1, 0)"
+    assert queries["m0"]["metric"]["metricName"] == "HealthyHostCount"
+    assert queries["m0"]["metric"]["dimensions"] == {"LoadBalancer": ALB, "TargetGroup": TG}
+    assert queries["m1"]["metric"]["dimensions"] == {"LoadBalancer": ALB, "TargetGroup": TG_ALT}
     assert (alarm["comparisonOperator"], alarm["threshold"]) == ("LessThanThreshold", 1)
     assert alarm["treatMissingData"] == "breaching"
+
+
+def test_unhealthy_hosts_also_sums_every_target_group() -> None:
+    alarm = alarms(monitoring_plan())["api-sg-unhealthy-hosts"]
+    queries = {q["id"]: q for q in alarm["metricQueries"]}
+    assert queries["total"]["expression"] == "FILL(m0, 0) + FILL(m1, 0)"
+    assert queries["m1"]["metric"]["metricName"] == "UnHealthyHostCount"
 
 
 def test_alarms_notify_an_encrypted_topic_and_its_subscribers() -> None:
@@ -118,7 +129,7 @@ def test_alarms_notify_an_encrypted_topic_and_its_subscribers() -> None:
 
 
 def test_dashboard_body_shows_each_metric_in_the_region() -> None:
-    body = json.loads(dashboard_body("eu-central-1", ALB, TG, "trading-eu", "api"))
+    body = json.loads(dashboard_body("eu-central-1", ALB, [TG, TG_ALT], "trading-eu", "api"))
     metrics = [m for w in body["widgets"] for m in w["properties"]["metrics"]]
     names = {m[1] for m in metrics}
     assert names == {
@@ -147,7 +158,7 @@ def test_dashboard_is_created_with_the_stack_names() -> None:
     dashboard = plan.one("aws:cloudwatch/dashboard:Dashboard").inputs
     assert dashboard["dashboardName"] == "api-sg"
     assert dashboard["dashboardBody"] == dashboard_body(
-        "ap-southeast-1", ALB, TG, "trading-sg", "api"
+        "ap-southeast-1", ALB, [TG, TG_ALT], "trading-sg", "api"
     )
 
 
