@@ -68,31 +68,38 @@ def _summed_over_target_groups(
     stat: str,
     period: int,
     load_balancer: pulumi.Input[str],
-    target_groups: Sequence[pulumi.Input[str]],
+    target_groups: pulumi.Input[Sequence[pulumi.Input[str]]],
     label: str,
-) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs]:
-    queries = [
-        _elb_query(
-            f"m{index}",
-            metric_name,
-            stat,
-            period,
-            {"LoadBalancer": load_balancer, "TargetGroup": target_group},
-        )
-        for index, target_group in enumerate(target_groups)
-    ]
-    total = " + ".join(f"FILL(m{index}, 0)" for index in range(len(target_groups)))
-    return [
-        *queries,
-        aws.cloudwatch.MetricAlarmMetricQueryArgs(
-            id="total", expression=total, label=label, return_data=True
-        ),
-    ]
+) -> pulumi.Output[list[aws.cloudwatch.MetricAlarmMetricQueryArgs]]:
+    """Metric math summing one metric over target groups whose number may only be known
+    at deploy time (another stack's output)."""
+
+    def queries(groups: list[str]) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs]:
+        total = " + ".join(f"FILL(m{index}, 0)" for index in range(len(groups)))
+        return [
+            *(
+                _elb_query(
+                    f"m{index}",
+                    metric_name,
+                    stat,
+                    period,
+                    {"LoadBalancer": load_balancer, "TargetGroup": target_group},
+                )
+                for index, target_group in enumerate(groups)
+            ),
+            aws.cloudwatch.MetricAlarmMetricQueryArgs(
+                id="total", expression=total, label=label, return_data=True
+            ),
+        ]
+
+    return pulumi.Output.from_input(target_groups).apply(
+        lambda groups: queries([str(g) for g in groups])
+    )
 
 
 def availability_alarms(
     load_balancer: pulumi.Input[str],
-    target_groups: Sequence[pulumi.Input[str]],
+    target_groups: pulumi.Input[Sequence[pulumi.Input[str]]],
     period: int,
     target_5xx_rate_percent: float,
     elb_5xx_count: int,

@@ -86,7 +86,25 @@ class Plan:
         return [r for r in self.resources if r.parent == parent.urn]
 
 
+def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
+    """Assets and archives as data: a file's path and content hash (so a code change
+    shows in a plan diff), an archive's members."""
+    if isinstance(value, pulumi.FileAsset):
+        path = Path(str(value.path))
+        digest = hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else None
+        return {"fileAsset": str(value.path), "sha256": digest}
+    if isinstance(value, pulumi.StringAsset):
+        return {"stringAsset": hashlib.sha256(str(value.text).encode()).hexdigest()}
+    if isinstance(value, pulumi.FileArchive):
+        return {"fileArchive": str(value.path)}
+    if isinstance(value, pulumi.AssetArchive):
+        return {"assetArchive": {name: _asset(item) for name, item in sorted(value.assets.items())}}
+    return {"asset": type(value).__name__}
+
+
 def _mask_secrets(value: Any, reveal: bool = False) -> Any:
+    if isinstance(value, (pulumi.Asset, pulumi.Archive)):
+        return _asset(value)
     if isinstance(value, dict):
         if value.get(_SECRET_SIG) == _SECRET_VALUE:
             return _mask_secrets(value["value"], reveal) if reveal else SECRET_PLACEHOLDER

@@ -664,6 +664,38 @@ class EdgeConfig(_Section):
         return self
 
 
+class FailoverConfig(_Section):
+    """``trading-infra:failover``: automatic region failover for every HTTP method
+    (primary stack only: the edge owns the routing table)."""
+
+    enabled: bool = True
+    """Create the alarms, EventBridge rules and Lambdas. Default true."""
+    period_seconds: Literal[60, 120, 300] = 60
+    """Failover alarm period (ALB metrics are per minute). Default 60."""
+    evaluation_periods: Annotated[int, Field(ge=1, le=5)] = 1
+    """Breaching periods before a region is routed away from. Default 1."""
+    recovery_periods: Annotated[int, Field(ge=1, le=60)] = 5
+    """OK periods before it is routed to again (hysteresis). Default 5."""
+    target_5xx_rate_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
+    """Target 5xx share that means the region cannot serve. Default 10."""
+    elb_5xx_count: Annotated[int, Field(ge=1)] = 20
+    """ALB-generated 5xx per period that mean it cannot serve. Default 20."""
+    lambda_timeout_seconds: Annotated[int, Field(ge=3, le=60)] = 10
+    """Timeout of the health-writing Lambda. Default 10."""
+    layer_path: str = "build/lambda-layer"
+    """Lambda layer directory built by ``make lambda-layer``. Default ``build/lambda-layer``."""
+
+    @model_validator(mode="after")
+    def _primary_only(self, info: ValidationInfo) -> FailoverConfig:
+        role = (info.context or {}).get("role", "primary")
+        if role != "primary":
+            raise ValueError(
+                f"is set but role is {role!r}; failover is wired by the primary stack, which "
+                "owns the edge. Remove it"
+            )
+        return self
+
+
 class RegionalStackConfig(_Section):
     """Config of a regional stack (``sg`` primary, ``eu`` fallback)."""
 
@@ -697,6 +729,8 @@ class RegionalStackConfig(_Section):
     --secret originSecret VALUE``."""
     edge: EdgeConfig | None = None
     """The global CloudFront edge: required in the primary stack, absent elsewhere."""
+    failover: FailoverConfig | None = None
+    """Region failover (primary only). Default: enabled with the values above."""
 
     @field_validator("region")
     @classmethod

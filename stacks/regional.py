@@ -14,6 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.edge import CustomDomain, EdgeOrigin, GeoEdge, GeoEdgeArgs
+from components.failover import RegionFailover, RegionFailoverArgs, failover_budget
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
@@ -25,7 +26,7 @@ from components.service import (
     FargateServiceArgs,
 )
 from stacks import outputs
-from stacks.config import PROJECT, RegionalStackConfig
+from stacks.config import PROJECT, FailoverConfig, RegionalStackConfig
 
 
 def default_tags(stack: str, region: str) -> dict[str, str]:
@@ -202,10 +203,11 @@ def _service(
 
 @dataclass(frozen=True)
 class RegionalBackend:
-    """What the primary stack builds the edge from."""
+    """What the primary stack builds the edge and failover from."""
 
     provider: aws.Provider
     load_balancer: LoadBalancer
+    monitoring: Monitoring
     origin_domain: pulumi.Output[str]
 
 
@@ -264,6 +266,8 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
     pulumi.export(outputs.ORIGIN_PROTOCOL, load_balancer.listener_protocol)
     pulumi.export(outputs.ORIGIN_PORT, load_balancer.listener_port)
     pulumi.export(outputs.TARGET_GROUP_ARN, load_balancer.target_group.arn)
+    pulumi.export(outputs.ALB_ARN_SUFFIX, load_balancer.arn_suffix)
+    pulumi.export(outputs.TARGET_GROUP_ARN_SUFFIXES, load_balancer.target_group_arn_suffixes)
     pulumi.export(outputs.CLUSTER_NAME, service.cluster_name)
     pulumi.export(outputs.SERVICE_NAME, service.service_name)
     pulumi.export(outputs.ALARM_NAMES, monitoring.alarm_names)
@@ -275,16 +279,17 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
     pulumi.export(outputs.ORIGIN_HEADER_NAME, lb.origin_header_name)
     if config.origin_secret:
         pulumi.export(outputs.ORIGIN_SECRET, pulumi.Output.secret(config.origin_secret))
-    return RegionalBackend(provider, load_balancer, origin_domain)
+    return RegionalBackend(provider, load_balancer, monitoring, origin_domain)
 
 
-def _fallback_origin(config: RegionalStackConfig, stack_name: str, region: str) -> EdgeOrigin:
+def _fallback_origin(
+    config: RegionalStackConfig, fallback: pulumi.StackReference, stack_name: str, region: str
+) -> EdgeOrigin:
     """The fallback region's origin, read from its stack's outputs.
 
     Both regions must protect their ALB the same way: the check runs on the data path
     of the origin's domain, so a mismatch fails the preview instead of being ignored.
     """
-    fallback = pulumi.StackReference(stack_name)
     protection = config.load_balancer.origin_protection
 
     def same_protection(values: list) -> str:
@@ -333,8 +338,12 @@ def build_primary(config: RegionalStackConfig) -> None:
     if config.origin_secret:
         primary["origin_secret"] = pulumi.Output.secret(config.origin_secret)
     origins = [primary]
+    fallback: pulumi.StackReference | None = None
     if edge.fallback_stack and edge.fallback_region:
-        origins.append(_fallback_origin(config, edge.fallback_stack, edge.fallback_region))
+        fallback = pulumi.StackReference(edge.fallback_stack)
+        origins.append(
+            _fallback_origin(config, fallback, edge.fallback_stack, edge.fallback_region)
+        )
     else:
         pulumi.log.warn("edge: no fallbackStack configured; the edge has the primary origin only")
 
@@ -383,3 +392,77 @@ def build_primary(config: RegionalStackConfig) -> None:
     pulumi.export(outputs.EDGE_REGIONS, [origin["region"] for origin in origins])
     pulumi.export(outputs.ROUTING_TABLE, geo_edge.routing_table)
     pulumi.export(outputs.GET_FAILOVER_SECONDS, geo_edge.get_failover_seconds)
+
+    failover = config.failover or FailoverConfig()
+    if failover.enabled:
+        _failover(config, failover, backend, geo_edge, fallback)
+
+
+def _failover(
+    config: RegionalStackConfig,
+    failover: FailoverConfig,
+    backend: RegionalBackend,
+    geo_edge: GeoEdge,
+    fallback: pulumi.StackReference | None,
+) -> None:
+    """One RegionFailover per origin, each in its own region, all writing the edge's
+    store. The primary stack owns them because it owns the store: the deploy order
+    stays eu -> sg, with no reference back from eu to sg."""
+    stack = pulumi.get_stack()
+    common = RegionFailoverArgs(
+        region=stack,
+        name_prefix=f"{PROJECT}-{stack}",
+        key_value_store_arn=geo_edge.key_value_store.arn,
+        load_balancer_arn_suffix=backend.load_balancer.arn_suffix,
+        target_group_arn_suffixes=backend.load_balancer.target_group_arn_suffixes,
+        layer_path=failover.layer_path,
+        period_seconds=failover.period_seconds,
+        evaluation_periods=failover.evaluation_periods,
+        recovery_periods=failover.recovery_periods,
+        target_5xx_rate_percent=failover.target_5xx_rate_percent,
+        elb_5xx_count=failover.elb_5xx_count,
+        lambda_timeout_seconds=failover.lambda_timeout_seconds,
+        log_retention_days=config.service.log_retention_days,
+        alarm_topic_arn=backend.monitoring.topic.arn,
+        protect=config.production,
+    )
+    RegionFailover(
+        f"failover-{stack}", common, opts=pulumi.ResourceOptions(providers=[backend.provider])
+    )
+    edge = config.edge
+    if fallback is not None and edge is not None and edge.fallback_region:
+        region = edge.fallback_region
+        # The fallback's alarms, rules and function live in the fallback's AWS region,
+        # next to the metrics they watch.
+        provider = aws.Provider(
+            f"aws-{region}",
+            region=fallback.require_output(outputs.REGION),
+            default_tags=aws.ProviderDefaultTagsArgs(
+                tags=fallback.require_output(outputs.REGION).apply(
+                    lambda aws_region: default_tags(stack, aws_region)
+                )
+            ),
+        )
+        RegionFailover(
+            f"failover-{region}",
+            RegionFailoverArgs(
+                **{
+                    **common,
+                    "region": region,
+                    "name_prefix": f"{PROJECT}-{region}",
+                    "load_balancer_arn_suffix": fallback.require_output(outputs.ALB_ARN_SUFFIX),
+                    "target_group_arn_suffixes": fallback.require_output(
+                        outputs.TARGET_GROUP_ARN_SUFFIXES
+                    ),
+                    "alarm_topic_arn": fallback.require_output(outputs.ALARM_TOPIC_ARN),
+                }
+            ),
+            opts=pulumi.ResourceOptions(providers=[provider]),
+        )
+    budget = failover_budget(
+        failover.period_seconds,
+        failover.evaluation_periods,
+        failover.lambda_timeout_seconds,
+        geo_edge.get_failover_seconds,
+    )
+    pulumi.export(outputs.FAILOVER_BUDGET, budget.as_output())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib
 import inspect
 import json
+import keyword
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
@@ -66,6 +67,8 @@ def aws_class(type_token: str) -> type:
     """``aws:ec2/vpc:Vpc`` -> ``pulumi_aws.ec2.Vpc``."""
     _, module_path, class_name = type_token.split(":")
     module = module_path.split("/")[0]
+    # Python keywords get a trailing underscore (aws:lambda/... -> pulumi_aws.lambda_).
+    module = f"{module}_" if keyword.iskeyword(module) else module
     package = importlib.import_module("pulumi_aws" if module == "index" else f"pulumi_aws.{module}")
     return getattr(package, class_name)
 

@@ -8,7 +8,7 @@ from functools import cache
 import pytest
 
 from ops.plan import plan_config, plan_stack
-from ops.runtime import Plan
+from ops.runtime import Plan, PlannedResource
 from stacks import BUILDERS, outputs
 from tests.support import committed_config, is_taggable, plan_sg, with_section
 
@@ -32,7 +32,7 @@ def test_every_role_has_a_builder() -> None:
 
 @pytest.mark.parametrize(("stack", "region"), STACKS.items())
 def test_one_explicit_provider_with_default_tags(stack: str, region: str) -> None:
-    provider = committed_plan(stack).one("pulumi:providers:aws")
+    provider = committed_plan(stack).named(f"aws-{region}")
     assert provider.inputs["region"] == region
     tags = json.loads(provider.inputs["defaultTags"])["tags"]
     assert tags == {
@@ -43,14 +43,28 @@ def test_one_explicit_provider_with_default_tags(stack: str, region: str) -> Non
     }
 
 
-@pytest.mark.parametrize("stack", STACKS)
-def test_every_aws_resource_goes_through_the_stack_provider(stack: str) -> None:
+def provider_of(resource: PlannedResource) -> str:
+    assert resource.provider, f"{resource.name} uses a default provider"
+    return resource.provider.split("::")[-2]
+
+
+@pytest.mark.parametrize(("stack", "region"), STACKS.items())
+def test_every_aws_resource_goes_through_an_explicit_provider(stack: str, region: str) -> None:
     plan = committed_plan(stack)
-    provider = plan.one("pulumi:providers:aws")
+    under_eu_failover = {
+        r.urn for r in plan.resources if r.parent and "RegionFailover::failover-eu" in r.parent
+    }
     aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
     assert aws_resources
-    assert {r.provider.split("::")[-2] for r in aws_resources if r.provider} == {provider.name}
-    assert all(r.provider for r in aws_resources)
+    for resource in aws_resources:
+        # sg wires eu's failover into eu's own region, through a provider for it.
+        expected = "aws-eu" if resource.urn in under_eu_failover else f"aws-{region}"
+        assert provider_of(resource) == expected, resource.name
+    if stack == "sg":
+        assert len(under_eu_failover) > 10
+        eu = plan.named("aws-eu")
+        assert eu.inputs["region"] == "eu-central-1"
+        assert json.loads(eu.inputs["defaultTags"])["tags"]["region"] == "eu-central-1"
 
 
 @pytest.mark.parametrize("stack", STACKS)
@@ -60,7 +74,7 @@ def test_every_taggable_resource_names_its_component(stack: str) -> None:
     assert len(taggable) > 10
     components = {"network", "registry", "load_balancer", "service", "monitoring"}
     if stack == "sg":
-        components.add("edge")
+        components |= {"edge", "failover"}
     assert [r.name for r in taggable if r.tag("component") not in components] == []
     assert {r.tag("component") for r in taggable} == components
 
@@ -72,6 +86,7 @@ EDGE_OUTPUTS = {
     outputs.EDGE_REGIONS,
     outputs.ROUTING_TABLE,
     outputs.GET_FAILOVER_SECONDS,
+    outputs.FAILOVER_BUDGET,
 }
 
 
@@ -114,7 +129,10 @@ def test_production_protects_stateful_resources(production: bool) -> None:
     }
     plan = run_stack(raw, secret_keys=["trading-infra:serviceSecrets"])
     stateful = [r for r in plan.resources if r.type in STATEFUL]
+    # Flow logs, the service, and the two failover functions' log groups.
     assert sorted(r.type.rsplit(":", 1)[1] for r in stateful) == [
+        "LogGroup",
+        "LogGroup",
         "LogGroup",
         "LogGroup",
         "Repository",

@@ -1,0 +1,417 @@
+"""RegionFailover: a region's "cannot serve" alarm flips its health key at the edge.
+
+CloudFront origin groups fail over only GET/HEAD/OPTIONS, and an ALB whose targets are
+all unhealthy fails open; so orders (POST) keep reaching a dead region unless the
+routing table says otherwise. This component watches the region, and a small Lambda
+writes the region's ``health:<region>`` key in the edge's KeyValueStore.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Required, TypedDict
+
+import pulumi
+import pulumi_aws as aws
+
+from components.monitoring import availability_alarms
+from components.network import service_assume_role_policy
+from components.tagging import component_tags
+
+LAMBDA_SOURCE = Path(__file__).with_name("failover_lambda") / "handler.py"
+LAMBDA_RUNTIME = "python3.12"
+LAMBDA_ARCHITECTURE = "arm64"
+
+EVENTBRIDGE_DELIVERY_SECONDS = 10
+"""Allowance for an alarm state change to reach the Lambda through EventBridge (AWS
+delivers CloudWatch alarm events on a best-effort basis, typically within seconds)."""
+
+KVS_PROPAGATION_SECONDS = 30
+"""Allowance for a KeyValueStore write to reach every edge location (AWS: "within
+seconds"; observed up to the low tens of seconds)."""
+
+CHILD_ALARMS = ("no-healthy-hosts", "target-5xx-rate", "elb-5xx")
+
+
+@dataclass(frozen=True)
+class FailoverBudget:
+    """Worst-case seconds from a region dying to its traffic moving away."""
+
+    alarm_seconds: int
+    """period x evaluation periods: until the composite alarm fires."""
+    eventbridge_seconds: int
+    lambda_seconds: int
+    """The function's timeout: one invocation, conflict retries included."""
+    propagation_seconds: int
+    all_methods_seconds: int
+    """Every method, POST orders included: the sum of the above."""
+    get_seconds: int
+    """GET/HEAD/OPTIONS: per-request origin-group failover at the edge."""
+
+    def as_output(self) -> dict[str, int]:
+        return asdict(self)
+
+
+def failover_budget(
+    period_seconds: int,
+    evaluation_periods: int,
+    lambda_timeout_seconds: int,
+    get_failover_seconds: int,
+) -> FailoverBudget:
+    """The failover time budget computed from the config."""
+    alarm = period_seconds * evaluation_periods
+    return FailoverBudget(
+        alarm_seconds=alarm,
+        eventbridge_seconds=EVENTBRIDGE_DELIVERY_SECONDS,
+        lambda_seconds=lambda_timeout_seconds,
+        propagation_seconds=KVS_PROPAGATION_SECONDS,
+        all_methods_seconds=alarm
+        + EVENTBRIDGE_DELIVERY_SECONDS
+        + lambda_timeout_seconds
+        + KVS_PROPAGATION_SECONDS,
+        get_seconds=get_failover_seconds,
+    )
+
+
+def composite_rule(alarm_names: Sequence[str]) -> str:
+    """``ALARM("a") OR ALARM("b")``: the region cannot serve if any child fires."""
+    return " OR ".join(f'ALARM("{name}")' for name in alarm_names)
+
+
+def alarm_event_pattern(alarm_arn: str) -> str:
+    """EventBridge pattern matching state changes of exactly one alarm."""
+    return json.dumps(
+        {
+            "source": ["aws.cloudwatch"],
+            "detail-type": ["CloudWatch Alarm State Change"],
+            "resources": [alarm_arn],
+        },
+        sort_keys=True,
+    )
+
+
+def lambda_policy(kvs_arn: str, alarm_arn: str, log_group_arn: str, dead_letter_arn: str) -> str:
+    """Exactly what the function needs: read and write that one store, read that one
+    alarm, write its own logs, park failed events."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "HealthKey",
+                    "Effect": "Allow",
+                    "Action": [
+                        "cloudfront-keyvaluestore:DescribeKeyValueStore",
+                        "cloudfront-keyvaluestore:GetKey",
+                        "cloudfront-keyvaluestore:PutKey",
+                    ],
+                    "Resource": kvs_arn,
+                },
+                {
+                    "Sid": "AlarmState",
+                    "Effect": "Allow",
+                    "Action": "cloudwatch:DescribeAlarms",
+                    "Resource": alarm_arn,
+                },
+                {
+                    "Sid": "Logs",
+                    "Effect": "Allow",
+                    "Action": ["logs:CreateLogStream", "logs:PutLogEvents"],
+                    "Resource": f"{log_group_arn}:*",
+                },
+                {
+                    "Sid": "DeadLetters",
+                    "Effect": "Allow",
+                    "Action": "sqs:SendMessage",
+                    "Resource": dead_letter_arn,
+                },
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def dead_letter_queue_policy(queue_arn: str, rule_arns: Sequence[str]) -> str:
+    """EventBridge may park undeliverable events in the queue, for these rules only."""
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "EventBridgeDeadLetters",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "events.amazonaws.com"},
+                    "Action": "sqs:SendMessage",
+                    "Resource": queue_arn,
+                    "Condition": {"ArnEquals": {"aws:SourceArn": sorted(rule_arns)}},
+                }
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+class RegionFailoverArgs(TypedDict, total=False):
+    """Arguments of ``RegionFailover``. Thresholds default to the values shown."""
+
+    region: Required[str]
+    """Region id at the edge (``sg``): the key is ``health:<region>``."""
+    name_prefix: Required[str]
+    """Prefix of the alarm and function names (e.g. ``trading-api-sg``)."""
+    key_value_store_arn: Required[pulumi.Input[str]]
+    """The edge's routing table."""
+    load_balancer_arn_suffix: Required[pulumi.Input[str]]
+    """The region's ALB (CloudWatch dimension)."""
+    target_group_arn_suffixes: Required[pulumi.Input[Sequence[pulumi.Input[str]]]]
+    """The service's target groups (CloudWatch dimensions)."""
+    layer_path: Required[str]
+    """Directory of the Lambda layer carrying awscrt (``make lambda-layer``)."""
+    period_seconds: int
+    """Alarm period. Default 60 (ALB metrics are per minute)."""
+    evaluation_periods: int
+    """Breaching periods before the region is declared down. Default 1."""
+    recovery_periods: int
+    """OK periods before it is declared healthy again (hysteresis). Default 5."""
+    target_5xx_rate_percent: float
+    """Default 10."""
+    elb_5xx_count: int
+    """Default 20."""
+    lambda_timeout_seconds: int
+    """Default 10."""
+    log_retention_days: int
+    """Default 365."""
+    alarm_topic_arn: pulumi.Input[str]
+    """SNS topic told when the region is declared down and when the Lambda fails."""
+    protect: bool
+    """Protect the function's log group from deletion. Default False."""
+
+
+class RegionFailover(pulumi.ComponentResource):
+    """Alarms -> EventBridge -> Lambda -> the region's health key at the edge."""
+
+    alarms: dict[str, aws.cloudwatch.MetricAlarm]
+    """The failover alarms by short name."""
+    composite_alarm: aws.cloudwatch.CompositeAlarm
+    """"This region cannot serve"."""
+    function: aws.lambda_.Function
+    """The health writer."""
+    role: aws.iam.Role
+    """Its role."""
+    dead_letter_queue: aws.sqs.Queue
+    """Failed invocations and undeliverable events."""
+    alarm_rule: aws.cloudwatch.EventRule
+    """State changes of the composite alarm."""
+    schedule_rule: aws.cloudwatch.EventRule
+    """The recovery check, once a minute."""
+    error_alarm: aws.cloudwatch.MetricAlarm
+    """Fires when the function errors."""
+
+    def __init__(
+        self, name: str, args: RegionFailoverArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("trading-infra:failover:RegionFailover", name, {}, opts)
+        tags = component_tags("failover")
+        child = pulumi.ResourceOptions(parent=self)
+        prefix = args["name_prefix"]
+        period = args.get("period_seconds", 60)
+        periods = args.get("evaluation_periods", 1)
+        topic = args.get("alarm_topic_arn")
+        actions = [topic] if topic is not None else []
+
+        definitions = availability_alarms(
+            args["load_balancer_arn_suffix"],
+            args["target_group_arn_suffixes"],
+            period,
+            args.get("target_5xx_rate_percent", 10.0),
+            args.get("elb_5xx_count", 20),
+        )
+        self.alarms = {
+            short: aws.cloudwatch.MetricAlarm(
+                f"{name}-{short}",
+                name=f"{prefix}-failover-{short}",
+                evaluation_periods=periods,
+                datapoints_to_alarm=periods,
+                tags=tags,
+                opts=child,
+                **definitions[short],
+            )
+            for short in CHILD_ALARMS
+        }
+        self.composite_alarm = aws.cloudwatch.CompositeAlarm(
+            f"{name}-cannot-serve",
+            alarm_name=f"{prefix}-cannot-serve",
+            alarm_description=f"Region {args['region']} cannot serve: traffic is routed away",
+            alarm_rule=pulumi.Output.all(*[a.name for a in self.alarms.values()]).apply(
+                composite_rule
+            ),
+            alarm_actions=actions,
+            ok_actions=actions,
+            tags=tags,
+            opts=child,
+        )
+
+        function_name = f"{prefix}-failover"
+        log_group = aws.cloudwatch.LogGroup(
+            f"{name}-logs",
+            name=f"/aws/lambda/{function_name}",
+            retention_in_days=args.get("log_retention_days", 365),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, protect=args.get("protect", False)),
+        )
+        self.dead_letter_queue = aws.sqs.Queue(
+            f"{name}-dead-letters",
+            message_retention_seconds=14 * 24 * 3600,
+            sqs_managed_sse_enabled=True,
+            tags=tags,
+            opts=child,
+        )
+        self.role = aws.iam.Role(
+            f"{name}-role",
+            assume_role_policy=service_assume_role_policy("lambda.amazonaws.com"),
+            description=f"Writes health:{args['region']} in the edge's routing table",
+            tags=tags,
+            opts=child,
+        )
+        policy = aws.iam.RolePolicy(
+            f"{name}-policy",
+            role=self.role.id,
+            policy=pulumi.Output.all(
+                args["key_value_store_arn"],
+                self.composite_alarm.arn,
+                log_group.arn,
+                self.dead_letter_queue.arn,
+            ).apply(lambda v: lambda_policy(*v)),
+            opts=child,
+        )
+        layer = aws.lambda_.LayerVersion(
+            f"{name}-awscrt",
+            layer_name=f"{prefix}-awscrt",
+            description="AWS CRT: SigV4A signing for the KeyValueStore API",
+            code=pulumi.FileArchive(args["layer_path"]),
+            compatible_runtimes=[LAMBDA_RUNTIME],
+            compatible_architectures=[LAMBDA_ARCHITECTURE],
+            opts=child,
+        )
+        recovery_seconds = args.get("recovery_periods", 5) * period
+        self.function = aws.lambda_.Function(
+            f"{name}-function",
+            name=function_name,
+            description=f"Marks region {args['region']} unhealthy/healthy at the edge",
+            runtime=LAMBDA_RUNTIME,
+            architectures=[LAMBDA_ARCHITECTURE],
+            handler="handler.handler",
+            code=pulumi.AssetArchive({"handler.py": pulumi.FileAsset(str(LAMBDA_SOURCE))}),
+            role=self.role.arn,
+            layers=[layer.arn],
+            timeout=args.get("lambda_timeout_seconds", 10),
+            memory_size=256,
+            # One writer at a time: concurrent invocations would only conflict.
+            reserved_concurrent_executions=1,
+            environment=aws.lambda_.FunctionEnvironmentArgs(
+                variables={
+                    "KVS_ARN": args["key_value_store_arn"],
+                    "REGION_ID": args["region"],
+                    "ALARM_NAME": self.composite_alarm.alarm_name,
+                    "RECOVERY_SECONDS": str(recovery_seconds),
+                }
+            ),
+            dead_letter_config=aws.lambda_.FunctionDeadLetterConfigArgs(
+                target_arn=self.dead_letter_queue.arn
+            ),
+            logging_config=aws.lambda_.FunctionLoggingConfigArgs(
+                log_format="Text", log_group=log_group.name
+            ),
+            tags=tags,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]),
+        )
+
+        self.alarm_rule = aws.cloudwatch.EventRule(
+            f"{name}-alarm-changes",
+            description=f"State changes of {prefix}-cannot-serve",
+            event_pattern=self.composite_alarm.arn.apply(alarm_event_pattern),
+            tags=tags,
+            opts=child,
+        )
+        self.schedule_rule = aws.cloudwatch.EventRule(
+            f"{name}-recovery-check",
+            description=f"Once a minute: has region {args['region']} been OK long enough?",
+            schedule_expression="rate(1 minute)",
+            tags=tags,
+            opts=child,
+        )
+        for short, rule in (
+            ("alarm-changes", self.alarm_rule),
+            ("recovery-check", self.schedule_rule),
+        ):
+            aws.cloudwatch.EventTarget(
+                f"{name}-{short}-target",
+                rule=rule.name,
+                arn=self.function.arn,
+                retry_policy=aws.cloudwatch.EventTargetRetryPolicyArgs(
+                    maximum_event_age_in_seconds=300, maximum_retry_attempts=3
+                ),
+                dead_letter_config=aws.cloudwatch.EventTargetDeadLetterConfigArgs(
+                    arn=self.dead_letter_queue.arn
+                ),
+                opts=child,
+            )
+            aws.lambda_.Permission(
+                f"{name}-{short}-invoke",
+                action="lambda:InvokeFunction",
+                function=self.function.name,
+                principal="events.amazonaws.com",
+                source_arn=rule.arn,
+                opts=child,
+            )
+        aws.sqs.QueuePolicy(
+            f"{name}-dead-letters-policy",
+            queue_url=self.dead_letter_queue.url,
+            policy=pulumi.Output.all(
+                self.dead_letter_queue.arn, self.alarm_rule.arn, self.schedule_rule.arn
+            ).apply(lambda v: dead_letter_queue_policy(v[0], v[1:])),
+            opts=child,
+        )
+
+        self.error_alarm = aws.cloudwatch.MetricAlarm(
+            f"{name}-function-errors",
+            name=f"{prefix}-failover-function-errors",
+            alarm_description="The failover Lambda failed: region health may be stale",
+            namespace="AWS/Lambda",
+            metric_name="Errors",
+            dimensions={"FunctionName": self.function.name},
+            statistic="Sum",
+            period=60,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
+            treat_missing_data="notBreaching",
+            alarm_actions=actions,
+            tags=tags,
+            opts=child,
+        )
+        aws.cloudwatch.MetricAlarm(
+            f"{name}-dead-letters-visible",
+            name=f"{prefix}-failover-dead-letters",
+            alarm_description="Failover events were dropped into the dead-letter queue",
+            namespace="AWS/SQS",
+            metric_name="ApproximateNumberOfMessagesVisible",
+            dimensions={"QueueName": self.dead_letter_queue.name},
+            statistic="Maximum",
+            period=300,
+            evaluation_periods=1,
+            comparison_operator="GreaterThanThreshold",
+            threshold=0,
+            treat_missing_data="notBreaching",
+            alarm_actions=actions,
+            tags=tags,
+            opts=child,
+        )
+        self.register_outputs(
+            {
+                "composite_alarm_arn": self.composite_alarm.arn,
+                "function_arn": self.function.arn,
+            }
+        )
