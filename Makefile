@@ -5,11 +5,15 @@ RUN := $(UV) run --locked --no-sync
 STACK ?= sg
 VENV_STAMP := .venv/.synced
 
-.PHONY: help setup test pytest nodetest lint typecheck fmt plan
+LAYER_DIR := build/lambda-layer
+LAYER_STAMP := build/.lambda-layer.stamp
+
+.PHONY: help setup test pytest nodetest lint typecheck fmt plan lambda-layer
 
 help:
 	@echo "make test            lint, type check and every test (what CI runs)"
 	@echo "make plan STACK=sg   the stack's resources, offline (sg, eu)"
+	@echo "make lambda-layer    the failover Lambda's layer, needed by pulumi up on sg"
 	@echo "make lint | typecheck | fmt | pytest | nodetest"
 
 $(VENV_STAMP): pyproject.toml uv.lock
@@ -41,3 +45,10 @@ fmt: $(VENV_STAMP)
 
 plan: $(VENV_STAMP)
 	$(RUN) python -m ops plan $(STACK)
+
+# The failover Lambda's layer (awscrt, for SigV4A): `pulumi up` on sg needs it.
+lambda-layer: $(LAYER_STAMP)
+
+$(LAYER_STAMP): components/failover_lambda/requirements.txt $(VENV_STAMP)
+	$(RUN) python -m ops build-layer --dir $(LAYER_DIR)
+	@touch $@

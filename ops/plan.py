@@ -152,6 +152,17 @@ def _edge_lines(outputs: dict[str, Any]) -> list[str]:
         f"  GET failover worst case: {outputs[keys.GET_FAILOVER_SECONDS]} s "
         "(connection attempts x connection timeout to the dead region)"
     )
+    budget = outputs.get(keys.FAILOVER_BUDGET)
+    if budget is None:
+        lines.append("  failover: off (failover.enabled is false): only GETs fail over")
+    else:
+        lines.append(
+            f"  failover budget, every method: {budget['all_methods_seconds']} s = alarm "
+            f"{budget['alarm_seconds']} s + EventBridge {budget['eventbridge_seconds']} s + "
+            f"Lambda {budget['lambda_seconds']} s + KeyValueStore propagation "
+            f"{budget['propagation_seconds']} s"
+        )
+        lines.append(f"  failover budget, GET per request: {budget['get_seconds']} s")
     return lines
 
 

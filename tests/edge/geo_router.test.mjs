@@ -2,14 +2,9 @@
 // module: origin selection and origin-group calls are recorded and the KeyValueStore
 // is fed from each case's table. Run with `node --test tests/edge/`.
 import assert from 'node:assert/strict';
-import { readFileSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { test } from 'node:test';
-import vm from 'node:vm';
-
-const SOURCE_URL = new URL('../../components/edge/geo_router.js', import.meta.url);
-const SOURCE = readFileSync(SOURCE_URL, 'utf8');
-const IMPORT = "import cf from 'cloudfront';";
-const SETTINGS_LINE = /^const SETTINGS = .*;$/m;
+import { SOURCE, SOURCE_URL, load as loadRouter, viewerRequest as event } from './load_router.mjs';
 
 // The routing table of the committed sg stack.
 const TABLE = {
@@ -22,45 +17,8 @@ const TABLE = {
     drained: '[]',
 };
 
-class KeyNotFound extends Error {}
-
-function load({ table = TABLE, regions = ['sg', 'eu'], storeThrows = false } = {}) {
-    assert.ok(SOURCE.startsWith(IMPORT + '\n'), 'the function must start with the cloudfront import');
-    assert.match(SOURCE, SETTINGS_LINE);
-    const calls = { selected: [], groups: [], kvsIds: [] };
-    const cf = {
-        kvs(id) {
-            calls.kvsIds.push(id);
-            return {
-                async get(key) {
-                    if (storeThrows) throw new Error('KeyValueStore unavailable');
-                    if (!(key in table)) throw new KeyNotFound(key);
-                    return table[key];
-                },
-            };
-        },
-        selectRequestOriginById(id) {
-            calls.selected.push(id);
-        },
-        createRequestOriginGroup(group) {
-            calls.groups.push(JSON.parse(JSON.stringify(group)));
-        },
-    };
-    const settings = `const SETTINGS = ${JSON.stringify({ kvsId: 'kvs-123', regions })};`;
-    const code = SOURCE.replace(IMPORT, '').replace(SETTINGS_LINE, settings) + '\nhandler;';
-    const handler = vm.runInNewContext(code, { cf, console });
-    return { handler, calls };
-}
-
-function event(method, country, extraHeaders = {}) {
-    const headers = { host: { value: 'api.example.com' }, ...extraHeaders };
-    if (country !== undefined) headers['cloudfront-viewer-country'] = { value: country };
-    return {
-        version: '1.0',
-        context: { eventType: 'viewer-request', distributionId: 'EDFDVBD6EXAMPLE' },
-        viewer: { ip: '198.51.100.7' },
-        request: { method, uri: '/api/orders', querystring: {}, headers, cookies: {} },
-    };
+function load({ table = TABLE, regions, storeThrows } = {}) {
+    return loadRouter({ table, regions, storeThrows });
 }
 
 const CASES = [
