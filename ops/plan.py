@@ -8,7 +8,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ops.runtime import Plan, PlannedResource, run_mocked
+from ops.runtime import SECRET_PLACEHOLDER, Plan, PlannedResource, run_mocked
 from ops.stackfiles import StackFileError, read_project, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,11 +34,20 @@ def plan_config(
     the fallback's real output shape. Raises ``ConfigError`` when the config is invalid.
     """
     import stacks
-    from stacks.config import parse_stack_config
+    from stacks.config import PROJECT, REQUIRED_SECRETS, parse_stack_config
 
+    # Required secrets are never committed: plan with a placeholder in their place.
+    role = values.get(f"{PROJECT}:role", "")
+    missing = [
+        f"{PROJECT}:{key}"
+        for key in REQUIRED_SECRETS.get(role, ())
+        if f"{PROJECT}:{key}" not in values
+    ]
+    values = {**values, **dict.fromkeys(missing, SECRET_PLACEHOLDER)}
+    secret_keys = [*secret_keys, *missing]
     typed = parse_stack_config(values, stack, secret_keys)
     references: dict[str, Mapping[str, Any]] = dict(stack_outputs or {})
-    edge = typed.edge
+    edge = getattr(typed, "edge", None)
     if (
         edge is not None
         and edge.fallback_stack
@@ -51,7 +60,7 @@ def plan_config(
                 f"Pulumi.{edge.fallback_region}.yaml to plan it from"
             )
         references[edge.fallback_stack] = plan_stack(edge.fallback_region, root).outputs
-    return run_mocked(
+    plan = run_mocked(
         stacks.main,
         project=read_project(root)["name"],
         stack=stack,
@@ -60,6 +69,8 @@ def plan_config(
         cwd=root,
         stack_outputs=references,
     )
+    plan.placeholders = missing
+    return plan
 
 
 def plan_document(plan: Plan) -> dict[str, Any]:
@@ -166,6 +177,51 @@ def _edge_lines(outputs: dict[str, Any]) -> list[str]:
     return lines
 
 
+def _chain(plan: Plan, parent: PlannedResource) -> list[list[str]]:
+    """The component's children in dependency order, as steps of names that can run
+    together (each step depends only on earlier ones)."""
+    children = plan.children_of(parent)
+    urns = {child.urn for child in children}
+    waiting = {c.urn: {d for d in c.dependencies if d in urns} for c in children}
+    names = {c.urn: c.name.removeprefix(f"{parent.name}-") for c in children}
+    steps: list[list[str]] = []
+    done: set[str] = set()
+    while len(done) < len(children):
+        ready = sorted(urn for urn, deps in waiting.items() if urn not in done and deps <= done)
+        if not ready:
+            raise ValueError(f"{parent.name}: dependency cycle among {sorted(waiting)}")
+        steps.append(sorted(names[urn] for urn in ready))
+        done |= set(ready)
+    return steps
+
+
+def _fleet_lines(plan: Plan) -> list[str]:
+    """Each VPS with its deployment chain, and the WireGuard mesh."""
+    from stacks import outputs as keys
+
+    hosts: dict[str, dict[str, Any]] = plan.outputs.get(keys.FLEET_HOSTS, {})
+    if not hosts:
+        return []
+    lines = ["", f"Fleet (mesh {plan.outputs[keys.MESH_CIDR]}):"]
+    for name, host in sorted(hosts.items()):
+        component = plan.named(name)
+        chain = " -> ".join(", ".join(step) for step in _chain(plan, component))
+        lines.append(
+            f"  {name} ({host['role']}) ssh {host['address']}:{host['sshPort']}, "
+            f"wg {host['wireguardAddress']}"
+        )
+        lines.append(f"    {chain}")
+    lines.append("  mesh: every host peers with every other, AllowedIPs = the peer's /32:")
+    for name in sorted(hosts):
+        peers = ", ".join(
+            f"{other} {hosts[other]['wireguardAddress']}/32"
+            for other in sorted(hosts)
+            if other != name
+        )
+        lines.append(f"    {name} <-> {peers}")
+    return lines
+
+
 def render_text(plan: Plan) -> str:
     counts = Counter(r.type for r in plan.resources)
     width = max(len(t) for t in counts) if counts else 0
@@ -181,5 +237,10 @@ def render_text(plan: Plan) -> str:
         "Outputs:",
         *(f"  {key}: {json.dumps(value)}" for key, value in sorted(plan.outputs.items())),
         *_edge_lines(plan.outputs),
+        *_fleet_lines(plan),
     ]
+    if plan.placeholders:
+        sections.insert(
+            1, f"(planned with [secret] placeholders for unset {', '.join(plan.placeholders)})"
+        )
     return "\n".join(sections)

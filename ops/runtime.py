@@ -7,6 +7,7 @@ the tests assert is exactly what the plan shows.
 
 from __future__ import annotations
 
+import base64
 import contextvars
 import hashlib
 import os
@@ -66,6 +67,8 @@ class Plan:
     stack: str
     resources: list[PlannedResource] = field(default_factory=list)
     outputs: dict[str, Any] = field(default_factory=dict)
+    placeholders: list[str] = field(default_factory=list)
+    """Required secret keys the stack file does not set, planned as ``[secret]``."""
 
     def of_type(self, type_: str) -> list[PlannedResource]:
         return [r for r in self.resources if r.type == type_]
@@ -194,6 +197,13 @@ class PlanMocks(pulumi.runtime.Mocks):
             ]
         elif args.typ == "aws:route53/record:Record":
             state["fqdn"] = str(args.inputs["name"]).rstrip(".")
+        elif args.typ == "command:remote:Command":
+            # What the host would print: a WireGuard public key for the key generator
+            # (32 bytes, base64, derived from the name), nothing for other commands.
+            stdout = ""
+            if args.name.endswith("-wireguard-key"):
+                stdout = base64.b64encode(hashlib.sha256(args.name.encode()).digest()).decode()
+            state |= {"stdout": stdout, "stderr": ""}
         elif args.typ in _NAMED_TYPES:
             state.setdefault("name", args.name)
         elif args.typ == "docker:index/image:Image":

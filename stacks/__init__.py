@@ -2,19 +2,17 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-from stacks.config import StackConfig, load_stack_config
+from stacks.config import FleetStackConfig, load_stack_config
+from stacks.fleet import build_fleet
 from stacks.regional import build_primary, build_regional
-
-BUILDERS: dict[str, Callable[[StackConfig], object]] = {
-    "primary": build_primary,
-    "fallback": build_regional,
-}
-"""The builder for each stack role."""
 
 
 def main() -> None:
     """Validate the running stack's config, then build the stack its role names."""
     config = load_stack_config()
-    BUILDERS[config.role](config)
+    if isinstance(config, FleetStackConfig):
+        build_fleet(config)
+    elif config.role == "primary":
+        build_primary(config)
+    else:
+        build_regional(config)

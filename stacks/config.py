@@ -12,6 +12,8 @@ inside objects, YAML types are kept and checked strictly (``"3"`` is not a numbe
 
 from __future__ import annotations
 
+import base64
+import binascii
 import difflib
 import ipaddress
 import json
@@ -747,14 +749,7 @@ class RegionalStackConfig(_Section):
     @field_validator("service_secrets", "origin_secret")
     @classmethod
     def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:
-        secret_keys = (info.context or {}).get("secret_keys", ())
-        key = f"{PROJECT}:{camel(str(info.field_name))}"
-        if value and key not in secret_keys:
-            raise ValueError(
-                "is stored in plain text; remove it from the stack file and set it with "
-                "`pulumi config set --secret`"
-            )
-        return value
+        return _must_be_secret(value, info)
 
     @model_validator(mode="after")
     def _primary_has_an_edge(self) -> RegionalStackConfig:
@@ -781,8 +776,232 @@ class RegionalStackConfig(_Section):
         return self
 
 
-StackConfig = RegionalStackConfig
-"""The typed config of any stack; later roles widen this union."""
+HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ssh-rsa")
+FLEET_ROLES = ("orchestrator", "futures", "equities-crypto")
+
+
+def _host_key(value: str) -> str:
+    """An OpenSSH public host key line: ``<type> <base64 blob> [comment]``, whose blob
+    really is a key of that type (the blob starts with its own type name)."""
+    parts = value.split()
+    if len(parts) < 2 or parts[0] not in HOST_KEY_TYPES:
+        raise ValueError(
+            f"must be an OpenSSH public host key ('{HOST_KEY_TYPES[0]} AAAA...'); get it "
+            "with `ssh-keyscan -t ed25519 HOST` from a trusted network"
+        )
+    try:
+        blob = base64.b64decode(parts[1], validate=True)
+    except binascii.Error:
+        raise ValueError("is not valid base64 after the key type; copy the whole line") from None
+    length = int.from_bytes(blob[:4], "big")
+    if blob[4 : 4 + length] != parts[0].encode():
+        raise ValueError(f"blob is not a {parts[0]} key; copy the line ssh-keyscan prints")
+    return f"{parts[0]} {parts[1]}"
+
+
+class FleetHostConfig(_Section):
+    """One VPS in ``trading-infra:fleet.hosts``."""
+
+    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
+    """Host name, unique (``cdmx``, ``chicago``, ``nj``). Required."""
+    role: Literal["orchestrator", "futures", "equities-crypto"]
+    """What it runs. Required."""
+    address: Annotated[str, Field(min_length=1)]
+    """Public address or DNS name used for SSH and WireGuard. Required."""
+    host_key: str
+    """The host's SSH public host key, pinned: connections to any other key are refused.
+    Required."""
+    wireguard_address: str
+    """The host's address inside ``meshCidr``. Required."""
+    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
+    """SSH port. Default 22."""
+    ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "deploy"
+    """Non-root user with the deploy key and passwordless sudo. Default ``deploy``."""
+
+    @field_validator("host_key")
+    @classmethod
+    def _pinned_key(cls, value: str) -> str:
+        return _host_key(value)
+
+    @field_validator("wireguard_address")
+    @classmethod
+    def _ipv4(cls, value: str) -> str:
+        try:
+            return str(ipaddress.IPv4Address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+class FleetImagesConfig(_Section):
+    """``trading-infra:fleet.images``: every image pinned to a version (never ``latest``)."""
+
+    api_gateway: str = "ghcr.io/trading-platform/api-gateway:1.0.0"
+    """Orchestrator: the API gateway (platform image)."""
+    backtesting: str = "ghcr.io/trading-platform/backtesting:1.0.0"
+    """Orchestrator: backtesting service (platform image)."""
+    ml_service: str = "ghcr.io/trading-platform/ml-service:1.0.0"
+    """Orchestrator: ML service (platform image)."""
+    trading_service: str = "ghcr.io/trading-platform/trading-service:1.0.0"
+    """Execution nodes: order execution (platform image)."""
+    market_data: str = "ghcr.io/trading-platform/market-data:1.0.0"
+    """Execution nodes: market data collection (platform image)."""
+    questdb: str = "questdb/questdb:8.2.3"
+    """Orchestrator: the fleet's single time-series writer."""
+    redis: str = "redis:7.4.2-alpine"
+    """Every node: local cache."""
+    prometheus: str = "prom/prometheus:v3.1.0"
+    """Orchestrator: metrics."""
+    grafana: str = "grafana/grafana:11.4.0"
+    """Orchestrator: dashboards."""
+
+    @model_validator(mode="after")
+    def _pinned(self) -> FleetImagesConfig:
+        loose = [
+            f"{camel(name)} {image!r}"
+            for name, image in self.model_dump().items()
+            if "@sha256:" not in image
+            and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"))
+        ]
+        if loose:
+            raise ValueError(f"{', '.join(loose)}: pin a version tag or digest, never latest")
+        return self
+
+
+class FleetConfig(_Section):
+    """``trading-infra:fleet``: the self-hosted VPS and their WireGuard mesh."""
+
+    mesh_cidr: str = "10.99.0.0/24"
+    """The WireGuard network: private, a /24. Default 10.99.0.0/24."""
+    wireguard_port: Annotated[int, Field(ge=1, le=65535)] = 51820
+    """WireGuard UDP port on every host. Default 51820."""
+    admin_cidrs: Annotated[list[str], Field(min_length=1)]
+    """Networks allowed to SSH to the hosts. Required; 0.0.0.0/0 only with
+    ``allowSshFromAnywhere``."""
+    allow_ssh_from_anywhere: bool = False
+    """Accept 0.0.0.0/0 or ::/0 in ``adminCidrs`` (fail2ban still applies). Default false."""
+    hosts: Annotated[list[FleetHostConfig], Field(min_length=1)]
+    """The VPS. Required: at least one host per role, exactly one orchestrator."""
+    images: FleetImagesConfig = Field(default_factory=FleetImagesConfig)
+    """Service images."""
+    futures_brokers: list[str] = Field(
+        default_factory=lambda: ["tradestation", "interactive-brokers", "bybit-futures"]
+    )
+    """Brokers the futures node trades with."""
+    futures_data_providers: list[str] = Field(default_factory=lambda: ["cme", "cboe"])
+    """Market data the futures node collects."""
+    equities_crypto_brokers: list[str] = Field(
+        default_factory=lambda: ["alpaca", "binance", "coinbase"]
+    )
+    """Brokers the equities/crypto node trades with."""
+    equities_crypto_data_providers: list[str] = Field(
+        default_factory=lambda: ["polygon", "alpaca", "tiingo"]
+    )
+    """Market data the equities/crypto node collects."""
+    health_timeout_seconds: Annotated[int, Field(ge=10, le=1800)] = 180
+    """How long a deploy waits for every service to be healthy. Default 180."""
+
+    @field_validator("mesh_cidr")
+    @classmethod
+    def _mesh(cls, value: str) -> str:
+        return _private_cidr(value, min_prefix=24, max_prefix=24)
+
+    @field_validator("admin_cidrs")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        cleaned = []
+        for value in values:
+            try:
+                cleaned.append(str(ipaddress.ip_network(value, strict=True)))
+            except ValueError as error:
+                raise ValueError(f"{value!r} is not a network ({error})") from None
+        return cleaned
+
+    @model_validator(mode="after")
+    def _fleet_is_consistent(self) -> FleetConfig:
+        problems = []
+        world = [c for c in self.admin_cidrs if ipaddress.ip_network(c).prefixlen == 0]
+        if world and not self.allow_ssh_from_anywhere:
+            problems.append(
+                f"adminCidrs {', '.join(world)} opens SSH to the whole internet; list your "
+                "admin networks, or set allowSshFromAnywhere: true to accept it"
+            )
+        for field_name, label in (
+            ("name", "names"),
+            ("address", "addresses"),
+            ("wireguard_address", "wireguardAddresses"),
+        ):
+            values = [getattr(h, field_name) for h in self.hosts]
+            duplicates = sorted({v for v in values if values.count(v) > 1})
+            if duplicates:
+                problems.append(f"hosts have duplicate {label}: {', '.join(duplicates)}")
+        mesh = ipaddress.IPv4Network(self.mesh_cidr)
+        usable = set(mesh.hosts())
+        for host in self.hosts:
+            if ipaddress.IPv4Address(host.wireguard_address) not in usable:
+                problems.append(
+                    f"host {host.name}: wireguardAddress {host.wireguard_address} is not a host "
+                    f"address of meshCidr {self.mesh_cidr}"
+                )
+        roles = [h.role for h in self.hosts]
+        missing = [role for role in FLEET_ROLES if role not in roles]
+        if missing:
+            problems.append(f"no host has role {', '.join(missing)}; every role needs one")
+        if roles.count("orchestrator") > 1:
+            problems.append("more than one orchestrator; the fleet has a single QuestDB writer")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+class FleetStackConfig(_Section):
+    """Config of the ``vps`` stack (role ``vps-fleet``)."""
+
+    role: Literal["vps-fleet"]
+    """``vps-fleet``. Required."""
+    production: bool = False
+    """Protect the running services: ``pulumi destroy`` then refuses to take them down.
+    Default false."""
+    fleet: FleetConfig
+    """Hosts, mesh and services. Required."""
+    ssh_private_key: str
+    """The deploy key (OpenSSH private key), a secret:
+    ``pulumi config set --secret sshPrivateKey < key``."""
+    grafana_admin_password: str
+    """Grafana's admin password, a secret:
+    ``pulumi config set --secret grafanaAdminPassword …``."""
+
+    @field_validator("ssh_private_key", "grafana_admin_password")
+    @classmethod
+    def _stored_encrypted(cls, value: str, info: ValidationInfo) -> str:
+        return _must_be_secret(value, info)
+
+
+StackConfig = RegionalStackConfig | FleetStackConfig
+"""The typed config of any stack."""
+
+MODELS: dict[str, type[RegionalStackConfig] | type[FleetStackConfig]] = {
+    "primary": RegionalStackConfig,
+    "fallback": RegionalStackConfig,
+    "vps-fleet": FleetStackConfig,
+}
+"""The config model of each stack role."""
+
+REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
+    "vps-fleet": ("sshPrivateKey", "grafanaAdminPassword")
+}
+"""Secret keys a role cannot do without; never committed, so offline plans stand in a
+placeholder for them."""
+
+
+def _must_be_secret(value: Any, info: ValidationInfo) -> Any:
+    secret_keys = (info.context or {}).get("secret_keys", ())
+    key = f"{PROJECT}:{camel(str(info.field_name))}"
+    if value and key not in secret_keys:
+        raise ValueError(
+            "is stored in plain text; remove it from the stack file and set it with "
+            "`pulumi config set --secret`"
+        )
+    return value
 
 
 def _retention(value: int) -> int:
@@ -878,13 +1097,21 @@ def parse_stack_config(
             document[REGION_KEY] = value
         elif namespace == PROJECT:
             document[name] = _decode(value)
+    role = document.get("role")
+    model = MODELS.get(role) if isinstance(role, str) else None
+    if model is None:
+        got = "not set" if role is None else f"{role!r}"
+        raise ConfigError(
+            stack,
+            [f"{PROJECT}:role: {got}; set one of {', '.join(MODELS)} in Pulumi.{stack}.yaml"],
+        )
     try:
-        return StackConfig.model_validate(
+        return model.model_validate(
             document,
-            context={"secret_keys": set(secret_keys), "stack": stack, "role": document.get("role")},
+            context={"secret_keys": set(secret_keys), "stack": stack, "role": role},
         )
     except ValidationError as error:
-        problems = sorted({_describe(detail, StackConfig) for detail in error.errors()})
+        problems = sorted({_describe(detail, model) for detail in error.errors()})
         raise ConfigError(stack, problems) from None
 
 

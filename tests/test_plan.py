@@ -110,7 +110,5 @@ def test_stack_file_values_reach_the_program_as_the_cli_sends_them(tmp_path: Pat
     }
     assert config.secret_keys == ["trading-infra:nested", "trading-infra:token"]
     # Project-level defaults from Pulumi.yaml apply when the stack does not set a key.
-    assert json.loads(config.values["trading-infra:exchangeAccessRegions"]) == [
-        "ap-southeast-1",
-        "eu-central-1",
-    ]
+    bare = write_project(tmp_path, "config:\n  role: fallback\n")
+    assert read_stack_config(bare, "bad").values["trading-infra:production"] == "false"

@@ -9,7 +9,8 @@ import pytest
 
 from ops.plan import plan_config, plan_stack
 from ops.runtime import Plan, PlannedResource
-from stacks import BUILDERS, outputs
+from stacks import outputs
+from stacks.config import MODELS
 from tests.support import committed_config, is_taggable, plan_sg, with_section
 
 STACKS = {"sg": "ap-southeast-1", "eu": "eu-central-1"}
@@ -26,8 +27,12 @@ def run_stack(raw: dict[str, str], secret_keys: list[str] | None = None) -> Plan
     return plan_config("eu", raw, secret_keys or [])
 
 
-def test_every_role_has_a_builder() -> None:
-    assert set(BUILDERS) == {"primary", "fallback"}
+def test_every_role_has_a_committed_stack_that_plans() -> None:
+    roles = {
+        plan_stack(stack).outputs.get(outputs.REGION, "fleet") for stack in ("sg", "eu", "vps")
+    }
+    assert roles == {"ap-southeast-1", "eu-central-1", "fleet"}
+    assert set(MODELS) == {"primary", "fallback", "vps-fleet"}
 
 
 @pytest.mark.parametrize(("stack", "region"), STACKS.items())
@@ -95,7 +100,8 @@ def test_outputs_use_the_shared_keys(stack: str) -> None:
     plan = committed_plan(stack)
     keys = {v for k, v in vars(outputs).items() if k.isupper()}
     # The origin secret only exists in `public` mode; the edge only in the primary.
-    regional = keys - EDGE_OUTPUTS - {outputs.ORIGIN_SECRET}
+    fleet = {outputs.FLEET_HOSTS, outputs.MESH_CIDR, outputs.WIREGUARD_PUBLIC_KEYS}
+    regional = keys - EDGE_OUTPUTS - fleet - {outputs.ORIGIN_SECRET}
     assert set(plan.outputs) == (regional | EDGE_OUTPUTS if stack == "sg" else regional)
     assert plan.outputs[outputs.REGION] == STACKS[stack]
     assert plan.outputs[outputs.IMAGE_REF].split("@")[1].startswith("sha256:")

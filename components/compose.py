@@ -1,0 +1,266 @@
+"""The VPS fleet's docker-compose files, one per role, rendered by pure functions.
+
+Every service: an image pinned by version, a health check, a restart policy, a memory
+limit, log rotation, ``no-new-privileges``; never ``privileged``, never the Docker socket.
+Published ports bind to the host's WireGuard address (reached by the other hosts over
+the mesh) or to 127.0.0.1, never to 0.0.0.0: Docker's published ports bypass ufw.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+PROJECT_NAME = "trading-infra"
+
+TRADING_PORT = 5001
+MARKET_DATA_PORT = 5002
+GATEWAY_PORT = 5000
+QUESTDB_HTTP_PORT = 9000
+QUESTDB_ILP_PORT = 9009
+
+MESH_PORTS: dict[str, tuple[int, ...]] = {
+    "orchestrator": (GATEWAY_PORT, QUESTDB_HTTP_PORT, QUESTDB_ILP_PORT),
+    "futures": (TRADING_PORT, MARKET_DATA_PORT),
+    "equities-crypto": (TRADING_PORT, MARKET_DATA_PORT),
+}
+"""Ports each role publishes on its WireGuard address (ufw admits them from the mesh)."""
+
+
+@dataclass(frozen=True)
+class FleetServices:
+    """What the compose files need to know about the fleet."""
+
+    images: Mapping[str, str]
+    """Image by service key (api_gateway, questdb, ...)."""
+    wireguard_addresses: Mapping[str, str]
+    """WireGuard address by role (one host per role is routed to)."""
+    brokers: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Brokers by execution role."""
+    data_providers: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Market data providers by execution role."""
+
+
+def _service(
+    image: str,
+    *,
+    health: list[str],
+    memory: str,
+    ports: Sequence[str] = (),
+    environment: Mapping[str, str] | None = None,
+    volumes: Sequence[str] = (),
+    own_image: bool = False,
+    depends_on: Sequence[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    service: dict[str, Any] = {
+        "image": image,
+        "restart": "unless-stopped",
+        "mem_limit": memory,
+        "security_opt": ["no-new-privileges:true"],
+        "logging": {"driver": "json-file", "options": {"max-size": "10m", "max-file": "3"}},
+        "healthcheck": {
+            "test": health,
+            "interval": "15s",
+            "timeout": "5s",
+            "retries": 5,
+            "start_period": "30s",
+        },
+    }
+    if own_image:
+        # The platform's own services need no capability and write only to /tmp.
+        service |= {"cap_drop": ["ALL"], "read_only": True, "tmpfs": ["/tmp"]}  # noqa: S108
+    if ports:
+        service["ports"] = list(ports)
+    if environment:
+        service["environment"] = dict(environment)
+    if volumes:
+        service["volumes"] = list(volumes)
+    if depends_on:
+        service["depends_on"] = {name: {"condition": "service_healthy"} for name in depends_on}
+    if extra:
+        service |= dict(extra)
+    return service
+
+
+def _http_health(port: int) -> list[str]:
+    return ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{port}/health || exit 1"]
+
+
+def _redis(image: str) -> dict[str, Any]:
+    # No published port: the node's services reach it on the compose network only.
+    return _service(
+        image,
+        health=["CMD", "redis-cli", "ping"],
+        memory="256m",
+        volumes=["redis-data:/data"],
+        extra={"command": ["redis-server", "--appendonly", "yes", "--maxmemory", "200mb"]},
+    )
+
+
+def prometheus_config(wireguard_addresses: Mapping[str, str]) -> str:
+    """Prometheus scrapes every node's services over the mesh."""
+    targets = sorted(
+        f"{address}:{port}"
+        for role, address in wireguard_addresses.items()
+        for port in MESH_PORTS[role]
+        if port not in (QUESTDB_HTTP_PORT, QUESTDB_ILP_PORT)
+    )
+    return yaml.safe_dump(
+        {
+            "global": {"scrape_interval": "15s"},
+            "scrape_configs": [
+                {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:9090"]}]},
+                {"job_name": "trading", "static_configs": [{"targets": targets}]},
+            ],
+        },
+        sort_keys=True,
+    )
+
+
+def _orchestrator(address: str, fleet: FleetServices) -> dict[str, Any]:
+    images = fleet.images
+    peers = fleet.wireguard_addresses
+    on_mesh = address
+    return {
+        "services": {
+            "api-gateway": _service(
+                images["api_gateway"],
+                health=_http_health(GATEWAY_PORT),
+                memory="512m",
+                own_image=True,
+                ports=[f"{on_mesh}:{GATEWAY_PORT}:{GATEWAY_PORT}"],
+                environment={
+                    # Futures to Chicago, equities and crypto to New Jersey, over WireGuard.
+                    "FUTURES_TRADING_URL": f"http://{peers['futures']}:{TRADING_PORT}",
+                    "FUTURES_DATA_URL": f"http://{peers['futures']}:{MARKET_DATA_PORT}",
+                    "EQUITIES_CRYPTO_TRADING_URL": f"http://{peers['equities-crypto']}:{TRADING_PORT}",
+                    "EQUITIES_CRYPTO_DATA_URL": f"http://{peers['equities-crypto']}:{MARKET_DATA_PORT}",
+                    "BACKTESTING_URL": "http://backtesting:5003",
+                    "ML_SERVICE_URL": "http://ml-service:5004",
+                    "REDIS_URL": "redis://redis:6379/0",
+                },
+                depends_on=["redis"],
+            ),
+            "backtesting": _service(
+                images["backtesting"],
+                health=_http_health(5003),
+                memory="2g",
+                own_image=True,
+                ports=["127.0.0.1:5003:5003"],
+                environment={"QUESTDB_PG": "questdb:8812"},
+                depends_on=["questdb"],
+            ),
+            "ml-service": _service(
+                images["ml_service"],
+                health=_http_health(5004),
+                memory="2g",
+                own_image=True,
+                ports=["127.0.0.1:5004:5004"],
+                environment={"QUESTDB_PG": "questdb:8812"},
+                depends_on=["questdb"],
+            ),
+            "questdb": _service(
+                images["questdb"],
+                health=["CMD-SHELL", f"bash -c '</dev/tcp/127.0.0.1/{QUESTDB_HTTP_PORT}'"],
+                memory="2g",
+                # The fleet's single writer: the execution nodes write over the mesh.
+                ports=[
+                    f"{on_mesh}:{QUESTDB_HTTP_PORT}:{QUESTDB_HTTP_PORT}",
+                    f"{on_mesh}:{QUESTDB_ILP_PORT}:{QUESTDB_ILP_PORT}",
+                    "127.0.0.1:8812:8812",
+                ],
+                environment={"QDB_TELEMETRY_ENABLED": "false"},
+                volumes=["questdb-data:/var/lib/questdb"],
+            ),
+            "redis": _redis(images["redis"]),
+            "prometheus": _service(
+                images["prometheus"],
+                health=["CMD", "wget", "-qO-", "http://127.0.0.1:9090/-/healthy"],
+                memory="512m",
+                ports=["127.0.0.1:9090:9090"],
+                volumes=["prometheus-data:/prometheus"],
+                extra={
+                    "configs": [
+                        {"source": "prometheus", "target": "/etc/prometheus/prometheus.yml"}
+                    ]
+                },
+            ),
+            "grafana": _service(
+                images["grafana"],
+                health=["CMD", "wget", "-qO-", "http://127.0.0.1:3000/api/health"],
+                memory="512m",
+                ports=["127.0.0.1:3000:3000"],
+                environment={
+                    "GF_SECURITY_ADMIN_USER": "admin",
+                    # From the .env the deploy installs (a Pulumi secret); no default.
+                    "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set by the deploy}",
+                    "GF_USERS_ALLOW_SIGN_UP": "false",
+                    "GF_ANALYTICS_REPORTING_ENABLED": "false",
+                },
+                volumes=["grafana-data:/var/lib/grafana"],
+                depends_on=["prometheus"],
+            ),
+        },
+        "volumes": {
+            name: {} for name in ("questdb-data", "redis-data", "prometheus-data", "grafana-data")
+        },
+        "configs": {"prometheus": {"content": prometheus_config(peers)}},
+    }
+
+
+def _execution(role: str, address: str, fleet: FleetServices) -> dict[str, Any]:
+    images = fleet.images
+    questdb = fleet.wireguard_addresses["orchestrator"]
+    common = {
+        "REDIS_URL": "redis://redis:6379/0",
+        "QUESTDB_ILP": f"{questdb}:{QUESTDB_ILP_PORT}",
+        "NODE_ROLE": role,
+    }
+    return {
+        "services": {
+            "trading-service": _service(
+                images["trading_service"],
+                health=_http_health(TRADING_PORT),
+                memory="1g",
+                own_image=True,
+                ports=[f"{address}:{TRADING_PORT}:{TRADING_PORT}"],
+                environment={**common, "BROKERS": ",".join(fleet.brokers.get(role, ()))},
+                depends_on=["redis"],
+            ),
+            "market-data": _service(
+                images["market_data"],
+                health=_http_health(MARKET_DATA_PORT),
+                memory="1g",
+                own_image=True,
+                ports=[f"{address}:{MARKET_DATA_PORT}:{MARKET_DATA_PORT}"],
+                environment={
+                    **common,
+                    "DATA_PROVIDERS": ",".join(fleet.data_providers.get(role, ())),
+                },
+                depends_on=["redis"],
+            ),
+            "redis": _redis(images["redis"]),
+        },
+        "volumes": {"redis-data": {}},
+    }
+
+
+def render_compose(role: str, wireguard_address: str, fleet: FleetServices) -> str:
+    """The role's docker-compose.yml for a host at ``wireguard_address``."""
+    if role == "orchestrator":
+        document = _orchestrator(wireguard_address, fleet)
+    elif role in ("futures", "equities-crypto"):
+        document = _execution(role, wireguard_address, fleet)
+    else:
+        raise ValueError(f"unknown role {role!r}")
+    return yaml.safe_dump({"name": PROJECT_NAME, **document}, sort_keys=False, width=120)
+
+
+def render_env(role: str, secrets: Mapping[str, str]) -> str:
+    """The role's .env: only the secrets its compose file references."""
+    wanted = ("GRAFANA_ADMIN_PASSWORD",) if role == "orchestrator" else ()
+    return "".join(f"{key}={secrets[key]}\n" for key in wanted)

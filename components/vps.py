@@ -1,0 +1,361 @@
+"""VpsHost: an existing Linux VPS made a hardened docker host over SSH (pulumi-command).
+
+Per host, in order: bootstrap (packages, ufw, SSH hardening checked by ``sshd -t``,
+unattended-upgrades, fail2ban, docker daemon settings) -> WireGuard key generated on the
+host -> the mesh config with every peer -> the role's compose file and .env -> ``docker
+compose up`` -> a bounded health check. Every command's inputs are rendered by the pure
+functions below, so a re-run with nothing changed changes no input and runs nothing.
+
+Two phases, because a host's mesh config needs every other host's public key:
+``VpsHost(...)`` bootstraps and generates the key; ``host.deploy(peers)`` does the rest
+once every host of the fleet exists.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Required, TypedDict
+
+import pulumi
+from pulumi_command import remote
+
+from components.compose import MESH_PORTS
+
+FILES = Path(__file__).with_name("vps_files")
+SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-trading-infra.conf"
+UFW_RULES = "/etc/trading-infra/ufw.rules"
+APP_DIR = "/opt/trading-infra"
+WIREGUARD_INTERFACE = "wg0"
+
+
+@dataclass(frozen=True)
+class HostSpec:
+    """One host of the fleet."""
+
+    name: str
+    role: str
+    address: str
+    ssh_port: int
+    ssh_user: str
+    host_key: str
+    wireguard_address: str
+
+
+@dataclass(frozen=True)
+class MeshSpec:
+    """The fleet as every host needs to know it."""
+
+    cidr: str
+    port: int
+    admin_cidrs: tuple[str, ...]
+    hosts: tuple[HostSpec, ...]
+
+    def peers_of(self, host: HostSpec) -> list[HostSpec]:
+        return [other for other in self.hosts if other.name != host.name]
+
+
+def sha256(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def sshd_hardening(ssh_user: str, ssh_port: int) -> str:
+    """The sshd drop-in: keys only, no root, few tries, no forwarding of any kind."""
+    settings = [
+        ("Port", str(ssh_port)),
+        ("PermitRootLogin", "no"),
+        ("PasswordAuthentication", "no"),
+        ("KbdInteractiveAuthentication", "no"),
+        ("PermitEmptyPasswords", "no"),
+        ("PubkeyAuthentication", "yes"),
+        ("AuthenticationMethods", "publickey"),
+        ("MaxAuthTries", "3"),
+        ("LoginGraceTime", "30"),
+        ("AllowUsers", ssh_user),
+        ("AllowTcpForwarding", "no"),
+        ("AllowStreamLocalForwarding", "no"),
+        ("AllowAgentForwarding", "no"),
+        ("X11Forwarding", "no"),
+        ("PermitTunnel", "no"),
+        ("GatewayPorts", "no"),
+        ("ClientAliveInterval", "300"),
+        ("ClientAliveCountMax", "2"),
+    ]
+    lines = ["# Managed by trading-infra (components/vps.py); edits are overwritten."]
+    lines += [f"{key} {value}" for key, value in settings]
+    return "\n".join(lines) + "\n"
+
+
+def docker_daemon_json() -> str:
+    """Containers keep running across daemon restarts, cannot gain privileges, rotate
+    their logs; the daemon listens on its Unix socket only (no ``hosts`` entry)."""
+    return (
+        json.dumps(
+            {
+                "live-restore": True,
+                "no-new-privileges": True,
+                "log-driver": "json-file",
+                "log-opts": {"max-size": "10m", "max-file": "3"},
+                "userland-proxy": False,
+            },
+            indent=2,
+            sort_keys=True,
+        )
+        + "\n"
+    )
+
+
+def fail2ban_jail(ssh_port: int) -> str:
+    return (
+        "[sshd]\n"
+        "enabled = true\n"
+        f"port = {ssh_port}\n"
+        "backend = systemd\n"
+        "maxretry = 5\n"
+        "findtime = 10m\n"
+        "bantime = 1h\n"
+    )
+
+
+def auto_upgrades() -> str:
+    return (
+        'APT::Periodic::Update-Package-Lists "1";\n'
+        'APT::Periodic::Unattended-Upgrade "1";\n'
+        'APT::Periodic::AutocleanInterval "7";\n'
+    )
+
+
+def ufw_rules(host: HostSpec, mesh: MeshSpec) -> str:
+    """One ufw argument list per line. Default deny incoming (set by the script); SSH
+    from the admin networks; WireGuard from the peers only; the role's service ports
+    from the mesh, on the WireGuard interface."""
+    lines = ["# Managed by trading-infra: ufw arguments, one rule per line."]
+    for cidr in mesh.admin_cidrs:
+        lines.append(f"allow proto tcp from {cidr} to any port {host.ssh_port} comment ssh-admin")
+    for peer in mesh.peers_of(host):
+        lines.append(
+            f"allow proto udp from {peer.address} to any port {mesh.port} "
+            f"comment wireguard-{peer.name}"
+        )
+    for port in MESH_PORTS[host.role]:
+        lines.append(
+            f"allow in on {WIREGUARD_INTERFACE} proto tcp from {mesh.cidr} to any port {port} "
+            "comment mesh"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def render_bootstrap(host: HostSpec, mesh: MeshSpec) -> str:
+    """The bootstrap script: settings, the files it installs, then the static body."""
+    files = [
+        (SSHD_DROP_IN, "644", sshd_hardening(host.ssh_user, host.ssh_port)),
+        ("/etc/docker/daemon.json", "644", docker_daemon_json()),
+        ("/etc/fail2ban/jail.d/sshd.local", "644", fail2ban_jail(host.ssh_port)),
+        ("/etc/apt/apt.conf.d/20auto-upgrades", "644", auto_upgrades()),
+        (UFW_RULES, "644", ufw_rules(host, mesh)),
+    ]
+    header = [
+        "#!/usr/bin/env bash",
+        f"# Bootstrap of {host.name} ({host.role}). Rendered by components/vps.py.",
+        f"readonly SSHD_DROP_IN={shlex.quote(SSHD_DROP_IN)}",
+        f"readonly UFW_RULES={shlex.quote(UFW_RULES)}",
+        f"readonly APP_DIR={shlex.quote(APP_DIR)}",
+        f"readonly SSH_USER={shlex.quote(host.ssh_user)}",
+        "",
+        "install_files() {",
+    ]
+    for index, (path, mode, content) in enumerate(files):
+        delimiter = f"TRADING_INFRA_FILE_{index}"
+        if delimiter in content:
+            raise ValueError(f"{path}: content contains its heredoc delimiter")
+        header += [
+            f"  write_file {shlex.quote(path)} {mode} <<'{delimiter}'",
+            content.rstrip("\n"),
+            delimiter,
+        ]
+    header += ["}", ""]
+    return "\n".join(header) + (FILES / "bootstrap.sh").read_text()
+
+
+def wireguard_config(host: HostSpec, mesh: MeshSpec, public_keys: Mapping[str, str]) -> str:
+    """wg0.conf without the private key (the host splices in its own): every peer once,
+    each allowed only its own mesh address."""
+    prefix = ipaddress.IPv4Network(mesh.cidr).prefixlen
+    lines = [
+        "[Interface]",
+        f"Address = {host.wireguard_address}/{prefix}",
+        f"ListenPort = {mesh.port}",
+    ]
+    for peer in sorted(mesh.peers_of(host), key=lambda p: p.name):
+        lines += [
+            "",
+            f"# {peer.name} ({peer.role})",
+            "[Peer]",
+            f"PublicKey = {public_keys[peer.name]}",
+            f"AllowedIPs = {peer.wireguard_address}/32",
+            f"Endpoint = {peer.address}:{mesh.port}",
+            "PersistentKeepalive = 25",
+        ]
+    return "\n".join(lines) + "\n"
+
+
+def with_settings(script: str, **settings: str | int) -> str:
+    """A script file prefixed with ``readonly`` settings, for a remote command."""
+    header = [
+        f"readonly {key}={shlex.quote(str(value))}" for key, value in sorted(settings.items())
+    ]
+    return "\n".join(["#!/usr/bin/env bash", *header, (FILES / script).read_text()])
+
+
+def remote_bash(script: str, sudo: bool = False) -> str:
+    """Run ``script`` with bash on the host (as root with ``sudo``), whatever the login
+    shell; the quoted heredoc delimiter keeps the script from being expanded."""
+    runner = "sudo bash -s" if sudo else "bash -s"
+    if "TRADING_INFRA_SCRIPT" in script:
+        raise ValueError("script contains its heredoc delimiter")
+    return f"{runner} <<'TRADING_INFRA_SCRIPT'\n{script}\nTRADING_INFRA_SCRIPT"
+
+
+class VpsHostArgs(TypedDict, total=False):
+    """Arguments of ``VpsHost``."""
+
+    host: Required[HostSpec]
+    """The host."""
+    mesh: Required[MeshSpec]
+    """The fleet."""
+    private_key: Required[pulumi.Input[str]]
+    """The deploy user's SSH private key (a secret)."""
+    compose_file: Required[str]
+    """The role's docker-compose.yml."""
+    env_file: Required[pulumi.Input[str]]
+    """The role's .env (secret values)."""
+    health_timeout_seconds: int
+    """How long the health check waits. Default 180."""
+    protect: bool
+    """Protect the deployment (its delete takes the services down). Default False."""
+
+
+class VpsHost(pulumi.ComponentResource):
+    """One VPS: bootstrap and key generation at construction, mesh and services in
+    ``deploy``."""
+
+    connection: remote.ConnectionArgs
+    """SSH to the host, its host key pinned."""
+    bootstrap: remote.Command
+    """Packages and hardening."""
+    wireguard_key: remote.Command
+    """Generates the key pair on the host; its stdout is the public key."""
+    wireguard_public_key: pulumi.Output[str]
+    """The host's WireGuard public key."""
+    health: remote.Command | None
+    """The last step: every service healthy."""
+
+    def __init__(
+        self, name: str, args: VpsHostArgs, opts: pulumi.ResourceOptions | None = None
+    ) -> None:
+        super().__init__("trading-infra:vps:VpsHost", name, {}, opts)
+        self._resource_name = name
+        self._args = args
+        host = args["host"]
+        self.health = None
+        # The host key is pinned: a host presenting any other key is refused, never
+        # trusted on first use.
+        self.connection = remote.ConnectionArgs(
+            host=host.address,
+            port=host.ssh_port,
+            user=host.ssh_user,
+            private_key=pulumi.Output.secret(args["private_key"]),
+            host_key=host.host_key,
+            dial_error_limit=5,
+        )
+        script = render_bootstrap(host, args["mesh"])
+        self.bootstrap = remote.Command(
+            f"{name}-bootstrap",
+            connection=self.connection,
+            create=remote_bash(script, sudo=True),
+            triggers=[sha256(script)],
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        keygen = (FILES / "wireguard_key.sh").read_text()
+        self.wireguard_key = remote.Command(
+            f"{name}-wireguard-key",
+            connection=self.connection,
+            create=remote_bash(keygen),
+            triggers=[sha256(keygen)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
+        )
+        self.wireguard_public_key = self.wireguard_key.stdout.apply(lambda out: out.strip())
+
+    def deploy(self, public_keys: Mapping[str, pulumi.Input[str]]) -> None:
+        """Join the mesh with every peer's public key, then deploy the role's services."""
+        name = self._resource_name
+        args = self._args
+        host, mesh = args["host"], args["mesh"]
+        peers = {peer.name: public_keys[peer.name] for peer in mesh.peers_of(host)}
+        config = pulumi.Output.all(**peers).apply(lambda keys: wireguard_config(host, mesh, keys))
+        apply_script = (FILES / "wireguard_apply.sh").read_text()
+        wireguard = remote.Command(
+            f"{name}-wireguard",
+            connection=self.connection,
+            create=remote_bash(apply_script),
+            stdin=config,
+            triggers=[config.apply(sha256), sha256(apply_script)],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.wireguard_key]),
+        )
+        compose = remote.CopyToRemote(
+            f"{name}-compose-file",
+            connection=self.connection,
+            source=pulumi.StringAsset(args["compose_file"]),
+            remote_path=f"{APP_DIR}/docker-compose.yml",
+            triggers=[sha256(args["compose_file"])],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[wireguard]),
+        )
+        env_hash = pulumi.Output.secret(pulumi.Output.from_input(args["env_file"]).apply(sha256))
+        env = remote.Command(
+            f"{name}-env-file",
+            connection=self.connection,
+            create=remote_bash(with_settings("env_install.sh", APP_DIR=APP_DIR)),
+            stdin=pulumi.Output.secret(args["env_file"]),
+            triggers=[env_hash],
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
+        )
+        # Services restart only when what they run changes: the triggers are the
+        # content hashes of the compose file and the .env.
+        deployed = [sha256(args["compose_file"]), env_hash]
+        up = remote.Command(
+            f"{name}-compose-up",
+            connection=self.connection,
+            create=remote_bash(with_settings("compose_up.sh", APP_DIR=APP_DIR)),
+            delete=remote_bash(
+                f"cd {APP_DIR} && sudo docker compose -f docker-compose.yml down --remove-orphans"
+            ),
+            triggers=deployed,
+            opts=pulumi.ResourceOptions(
+                parent=self, depends_on=[compose, env], protect=args.get("protect", False)
+            ),
+        )
+        self.health = remote.Command(
+            f"{name}-health",
+            connection=self.connection,
+            create=remote_bash(
+                with_settings(
+                    "health.sh",
+                    APP_DIR=APP_DIR,
+                    HEALTH_TIMEOUT=args.get("health_timeout_seconds", 180),
+                )
+            ),
+            triggers=deployed,
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[up]),
+        )
+        self.register_outputs(
+            {
+                "wireguard_public_key": self.wireguard_public_key,
+                "address": host.address,
+                "wireguard_address": host.wireguard_address,
+            }
+        )
