@@ -212,6 +212,19 @@ def with_settings(script: str, **settings: str | int) -> str:
     return "\n".join(["#!/usr/bin/env bash", *header, (FILES / script).read_text()])
 
 
+def step_scripts(health_timeout_seconds: int) -> dict[str, str]:
+    """The script of each step after the bootstrap, by step name, as the host runs it."""
+    return {
+        "wireguard-key": with_settings("wireguard_key.sh"),
+        "wireguard": with_settings("wireguard_apply.sh"),
+        "env-file": with_settings("env_install.sh", APP_DIR=APP_DIR),
+        "compose-up": with_settings("compose_up.sh", APP_DIR=APP_DIR),
+        "health": with_settings(
+            "health.sh", APP_DIR=APP_DIR, HEALTH_TIMEOUT=health_timeout_seconds
+        ),
+    }
+
+
 def remote_bash(script: str, sudo: bool = False) -> str:
     """Run ``script`` with bash on the host (as root with ``sudo``), whatever the login
     shell; the quoted heredoc delimiter keeps the script from being expanded."""
@@ -281,7 +294,8 @@ class VpsHost(pulumi.ComponentResource):
             triggers=[sha256(script)],
             opts=pulumi.ResourceOptions(parent=self),
         )
-        keygen = (FILES / "wireguard_key.sh").read_text()
+        self._scripts = step_scripts(args.get("health_timeout_seconds", 180))
+        keygen = self._scripts["wireguard-key"]
         self.wireguard_key = remote.Command(
             f"{name}-wireguard-key",
             connection=self.connection,
@@ -298,7 +312,8 @@ class VpsHost(pulumi.ComponentResource):
         host, mesh = args["host"], args["mesh"]
         peers = {peer.name: public_keys[peer.name] for peer in mesh.peers_of(host)}
         config = pulumi.Output.all(**peers).apply(lambda keys: wireguard_config(host, mesh, keys))
-        apply_script = (FILES / "wireguard_apply.sh").read_text()
+        scripts = self._scripts
+        apply_script = scripts["wireguard"]
         wireguard = remote.Command(
             f"{name}-wireguard",
             connection=self.connection,
@@ -319,7 +334,7 @@ class VpsHost(pulumi.ComponentResource):
         env = remote.Command(
             f"{name}-env-file",
             connection=self.connection,
-            create=remote_bash(with_settings("env_install.sh", APP_DIR=APP_DIR)),
+            create=remote_bash(scripts["env-file"]),
             stdin=pulumi.Output.secret(args["env_file"]),
             triggers=[env_hash],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
@@ -330,7 +345,7 @@ class VpsHost(pulumi.ComponentResource):
         up = remote.Command(
             f"{name}-compose-up",
             connection=self.connection,
-            create=remote_bash(with_settings("compose_up.sh", APP_DIR=APP_DIR)),
+            create=remote_bash(scripts["compose-up"]),
             delete=remote_bash(
                 f"cd {APP_DIR} && sudo docker compose -f docker-compose.yml down --remove-orphans"
             ),
@@ -342,13 +357,7 @@ class VpsHost(pulumi.ComponentResource):
         self.health = remote.Command(
             f"{name}-health",
             connection=self.connection,
-            create=remote_bash(
-                with_settings(
-                    "health.sh",
-                    APP_DIR=APP_DIR,
-                    HEALTH_TIMEOUT=args.get("health_timeout_seconds", 180),
-                )
-            ),
+            create=remote_bash(scripts["health"]),
             triggers=deployed,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[up]),
         )

