@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 from ops.layer import build_layer
@@ -24,6 +25,51 @@ def _build_layer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _drift(args: argparse.Namespace) -> int:
+    from rich.console import Console
+
+    from ops.drift.ignore import generate_ignore, read_ignore
+    from ops.drift.render import render_json, render_markdown, render_table
+    from ops.drift.scan import ExportError, export_state, scan
+    from ops.drift.state import StateError
+    from ops.drift.vps import scan_vps, ssh_connector
+
+    try:
+        if args.state == "-":
+            state_text = sys.stdin.read()
+        elif args.state:
+            state_text = Path(args.state).read_text()
+        else:
+            state_text = export_state(args.stack)
+    except (OSError, ExportError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    console = Console(stderr=True)
+    # A progress indicator for people; nothing on stderr when it is not a terminal.
+    progress = console.status if sys.stderr.isatty() else (lambda _: nullcontext())
+    connect = ssh_connector(args.ssh_key) if args.ssh_key else None
+    ignore_path = Path(args.ignore)
+    try:
+        report, _ = scan(
+            args.stack,
+            state_text,
+            regions=args.region or None,
+            vps=lambda state: scan_vps(state, connect),
+            ignore=[] if args.generate_ignore else read_ignore(ignore_path),
+            progress=progress,
+        )
+    except StateError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    if args.generate_ignore:
+        ignore_path.write_text(generate_ignore(report))
+        print(f"wrote {ignore_path} with {len(report.findings) - len(report.of('ok'))} finding(s)")
+        return 0
+    renderers = {"table": render_table, "json": render_json, "markdown": render_markdown}
+    print(renderers[args.format](report), end="")
+    return report.exit_code()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -31,6 +77,19 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("stack", help="stack name: sg, eu, ...")
     plan.add_argument("--json", action="store_true", help="stable, sorted JSON document")
     plan.set_defaults(handler=_plan)
+    drift = commands.add_parser(
+        "drift", help="compare a stack's state with live AWS and the VPS hosts"
+    )
+    drift.add_argument("stack", help="stack name")
+    drift.add_argument("--state", help="`pulumi stack export` JSON file, or - for stdin")
+    drift.add_argument("--format", choices=["table", "json", "markdown"], default="table")
+    drift.add_argument("--ignore", default=".driftignore", help="default .driftignore")
+    drift.add_argument("--region", action="append", help="only these regions (repeatable)")
+    drift.add_argument("--ssh-key", help="private key for the VPS hosts (vps stack)")
+    drift.add_argument(
+        "--generate-ignore", action="store_true", help="write the ignore file from the findings"
+    )
+    drift.set_defaults(handler=_drift)
     layer = commands.add_parser("build-layer", help="build the failover Lambda's awscrt layer")
     layer.add_argument("--dir", default="build/lambda-layer", help="target directory")
     layer.set_defaults(handler=_build_layer)

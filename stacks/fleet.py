@@ -88,6 +88,8 @@ def build_fleet(config: FleetStackConfig) -> None:
                 "address": spec.address,
                 "wireguardAddress": spec.wireguard_address,
                 "sshPort": spec.ssh_port,
+                "sshUser": spec.ssh_user,
+                "hostKey": spec.host_key,
             }
             for spec in mesh.hosts
         },

@@ -1,0 +1,113 @@
+"""Read a ``pulumi stack export`` (checkpoint format): resources with their ids, inputs,
+outputs, parents and providers. Secret values stay opaque and are never printed."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from ops.runtime import SECRET_PLACEHOLDER
+
+SIG = "4dabf18193072939515e22adb298388d"
+"""The key marking Pulumi's special values in a checkpoint."""
+SECRET_SIG = "1b47061264138c4ac30d75fd1eb44270"  # noqa: S105 (a format marker)
+ASSET_SIG = "c44067f5952c0a294b673a41bacd8c17"
+SECRET = SECRET_PLACEHOLDER
+"""What a secret value reads as: the same placeholder as in plans."""
+
+
+class StateError(Exception):
+    """The export is not a Pulumi checkpoint this tool can read."""
+
+
+def _opaque(value: Any, reveal: bool = False) -> Any:
+    """Secrets become ``[secret]`` (or, with ``reveal``, their plaintext when the export
+    was made with ``--show-secrets``); assets become ``{"text"|"path", "hash"}``."""
+    if isinstance(value, dict):
+        if value.get(SIG) == SECRET_SIG:
+            if reveal and "plaintext" in value:
+                return _opaque(json.loads(value["plaintext"]), reveal)
+            return SECRET
+        if value.get(SIG) == ASSET_SIG:
+            return {k: v for k, v in value.items() if k in ("text", "path", "hash")}
+        return {k: _opaque(v, reveal) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_opaque(v, reveal) for v in value]
+    return value
+
+
+@dataclass(frozen=True)
+class StateResource:
+    """One resource of the checkpoint."""
+
+    urn: str
+    type: str
+    id: str
+    inputs: dict[str, Any]
+    outputs: dict[str, Any]
+    provider: str | None
+    parent: str | None
+    revealed_inputs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
+    """Inputs with secrets in plaintext where the export carries them (never printed)."""
+
+    def get(self, key: str, default: Any = None) -> Any:
+        """An output, else the input of that name (outputs are what the provider read)."""
+        if key in self.outputs:
+            return self.outputs[key]
+        return self.inputs.get(key, default)
+
+
+@dataclass(frozen=True)
+class StackState:
+    """The checkpoint's custom resources, and each one's region."""
+
+    resources: list[StateResource]
+    regions: dict[str, str]
+    """Resource URN -> AWS region, from its provider's ``region``."""
+    outputs: dict[str, Any] = field(default_factory=dict)
+    """The stack's outputs."""
+
+    def of_type(self, type_: str) -> list[StateResource]:
+        return [r for r in self.resources if r.type == type_]
+
+
+def parse_state(text: str, default_region: str | None = None) -> StackState:
+    try:
+        document = json.loads(text)
+        raw = document["deployment"].get("resources") or []
+    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
+        raise StateError(f"not a `pulumi stack export` document: {error}") from None
+    providers: dict[str, str] = {}
+    resources: list[StateResource] = []
+    stack_outputs: dict[str, Any] = {}
+    for item in raw:
+        type_ = item.get("type", "")
+        if type_ == "pulumi:pulumi:Stack":
+            stack_outputs = _opaque(item.get("outputs") or {})
+            continue
+        if type_.startswith("pulumi:providers:aws"):
+            region = (item.get("outputs") or item.get("inputs") or {}).get("region")
+            if region:
+                providers[f"{item['urn']}::{item.get('id', '')}"] = region
+            continue
+        if not item.get("custom") or type_.startswith("pulumi:"):
+            continue
+        resources.append(
+            StateResource(
+                urn=item["urn"],
+                type=type_,
+                id=str(item.get("id", "")),
+                inputs=_opaque(item.get("inputs") or {}),
+                outputs=_opaque(item.get("outputs") or {}),
+                provider=item.get("provider"),
+                parent=item.get("parent"),
+                revealed_inputs=_opaque(item.get("inputs") or {}, reveal=True),
+            )
+        )
+    regions = {}
+    for resource in resources:
+        region = providers.get(resource.provider or "") or default_region
+        if region:
+            regions[resource.urn] = region
+    return StackState(resources=resources, regions=regions, outputs=stack_outputs)

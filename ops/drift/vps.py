@@ -1,0 +1,277 @@
+"""VPS drift: what each host runs against what the ``vps`` stack deployed.
+
+Over SSH with the host key pinned (a host presenting another key is refused, never
+trusted), read-only commands: the compose file's and .env's hashes, the containers,
+the active ufw rules, the WireGuard peers and the effective sshd settings. pulumi-command
+cannot refresh any of this; ``pulumi refresh`` does not see it.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import shlex
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import paramiko
+import yaml
+
+from ops.drift.model import Diff, Finding
+from ops.drift.state import SECRET, StackState, StateResource
+
+HOST_TYPE = "trading-infra:vps:VpsHost"
+FLEET_HOSTS = "fleetHosts"
+_FILE_BLOCK = re.compile(
+    r"write_file '?(?P<path>[^' ]+)'? \d+ "
+    r"<<'(?P<tag>TRADING_INFRA_FILE_\d+)'\n(?P<body>.*?)\n(?P=tag)",
+    re.DOTALL,
+)
+
+
+class Remote(Protocol):
+    """Runs a read-only command on a host."""
+
+    def run(self, command: str) -> tuple[int, str]: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass
+class HostExpectation:
+    """What the state says a host should run."""
+
+    name: str
+    urn: str | None
+    address: str
+    port: int
+    user: str
+    host_key: str
+    compose_path: str = ""
+    compose_text: str = ""
+    env_sha256: str | None = None
+    """Known only when the export carries secrets (``--show-secrets``)."""
+    files: dict[str, str] = field(default_factory=dict)
+    """Files the bootstrap installs, by path (sshd drop-in, ufw rules...)."""
+    wireguard_config: str = ""
+
+    @property
+    def services(self) -> dict[str, str]:
+        document = yaml.safe_load(self.compose_text) or {}
+        return {name: str(s.get("image")) for name, s in (document.get("services") or {}).items()}
+
+    @property
+    def ufw_rules(self) -> set[str]:
+        text = next((body for path, body in self.files.items() if path.endswith("ufw.rules")), "")
+        return {
+            _rule(line) for line in text.splitlines() if line.strip() and not line.startswith("#")
+        }
+
+    @property
+    def sshd(self) -> dict[str, str]:
+        text = next((body for path, body in self.files.items() if "sshd_config.d" in path), "")
+        settings = {}
+        for line in text.splitlines():
+            if line.strip() and not line.startswith("#"):
+                key, _, value = line.partition(" ")
+                settings[key.lower()] = value.strip().lower()
+        return settings
+
+    @property
+    def wireguard_peers(self) -> dict[str, str]:
+        peers: dict[str, str] = {}
+        key = None
+        for line in self.wireguard_config.splitlines():
+            name, _, value = (part.strip() for part in line.partition("="))
+            if name == "PublicKey":
+                key = value
+            elif name == "AllowedIPs" and key:
+                peers[key] = value
+        return peers
+
+
+def _rule(line: str) -> str:
+    """One ufw rule in one spelling: no ``ufw`` prefix, no quotes."""
+    return " ".join(line.strip().removeprefix("ufw ").replace("'", "").split())
+
+
+def _resource(state: StackState, name: str) -> StateResource | None:
+    return next((r for r in state.resources if r.urn.endswith(f"::{name}")), None)
+
+
+def expectations(state: StackState) -> list[HostExpectation]:
+    """Every host of the state's fleet, with what it should run."""
+    hosts = state.outputs.get(FLEET_HOSTS) or {}
+    found = []
+    for name, host in sorted(hosts.items()):
+        expected = HostExpectation(
+            name=name,
+            urn=None,
+            address=host["address"],
+            port=int(host.get("sshPort", 22)),
+            user=host.get("sshUser", "deploy"),
+            host_key=host["hostKey"],
+        )
+        if compose := _resource(state, f"{name}-compose-file"):
+            expected.compose_path = str(compose.get("remotePath"))
+            expected.compose_text = str((compose.get("source") or {}).get("text", ""))
+            expected.urn = compose.parent
+        if env := _resource(state, f"{name}-env-file"):
+            triggers = env.revealed_inputs.get("triggers")
+            if isinstance(triggers, list) and triggers and triggers[0] != SECRET:
+                expected.env_sha256 = str(triggers[0])
+        if bootstrap := _resource(state, f"{name}-bootstrap"):
+            script = str(bootstrap.get("create", ""))
+            expected.files = {m["path"]: m["body"] + "\n" for m in _FILE_BLOCK.finditer(script)}
+        if wireguard := _resource(state, f"{name}-wireguard"):
+            expected.wireguard_config = str(wireguard.get("stdin", ""))
+        found.append(expected)
+    return found
+
+
+class SshRemote:
+    """paramiko, the host key pinned: RejectPolicy and only the expected key known."""
+
+    def __init__(self, host: HostExpectation, key_path: str, timeout: float = 10) -> None:
+        key_type, blob = host.host_key.split()[:2]
+        known = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
+        self.client = paramiko.SSHClient()
+        entry = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
+        self.client.get_host_keys().add(entry, key_type, known)
+        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
+        self.client.connect(
+            host.address,
+            port=host.port,
+            username=host.user,
+            key_filename=key_path,
+            look_for_keys=False,
+            allow_agent=False,
+            timeout=timeout,
+            banner_timeout=timeout,
+            auth_timeout=timeout,
+        )
+
+    def run(self, command: str) -> tuple[int, str]:
+        _, stdout, _ = self.client.exec_command(command, timeout=30)
+        output = stdout.read().decode()
+        return stdout.channel.recv_exit_status(), output
+
+    def close(self) -> None:
+        self.client.close()
+
+
+def _containers(output: str) -> list[dict[str, Any]]:
+    """``docker compose ps --format json``: a JSON array or one object per line."""
+    output = output.strip()
+    if not output:
+        return []
+    if output.startswith("["):
+        return json.loads(output)
+    return [json.loads(line) for line in output.splitlines() if line.strip()]
+
+
+def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
+    """Every difference between the host and its expectation."""
+    diffs: list[Diff] = []
+    env_path = str(Path(host.compose_path).with_name(".env"))
+    _, sums = remote.run(f"sha256sum {shlex.quote(host.compose_path)} {shlex.quote(env_path)}")
+    actual = {
+        line.split()[1]: line.split()[0] for line in sums.splitlines() if len(line.split()) == 2
+    }
+    expected_compose = hashlib.sha256(host.compose_text.encode()).hexdigest()
+    if actual.get(host.compose_path) != expected_compose:
+        diffs.append(
+            Diff("compose file sha256", expected_compose, actual.get(host.compose_path, "absent"))
+        )
+    if host.env_sha256 is not None and actual.get(env_path) != host.env_sha256:
+        diffs.append(Diff(".env sha256", SECRET, SECRET if env_path in actual else "absent"))
+
+    _, ps = remote.run(
+        f"sudo docker compose -f {shlex.quote(host.compose_path)} ps --all --format json"
+    )
+    running = {str(c.get("Service")): c for c in _containers(ps)}
+    for service, image in sorted(host.services.items()):
+        container = running.get(service)
+        if container is None:
+            diffs.append(Diff(f"container {service}", f"running {image}", "absent"))
+            continue
+        if container.get("Image") != image:
+            diffs.append(Diff(f"container {service} image", image, container.get("Image")))
+        state = f"{container.get('State')} {container.get('Health') or ''}".strip()
+        if state != "running healthy":
+            diffs.append(Diff(f"container {service} state", "running healthy", state))
+    for extra in sorted(set(running) - set(host.services)):
+        diffs.append(Diff(f"container {extra}", "absent", f"running {running[extra].get('Image')}"))
+
+    _, ufw = remote.run("sudo ufw show added")
+    active = {_rule(line) for line in ufw.splitlines() if line.startswith("ufw ")}
+    for rule in sorted(active - host.ufw_rules):
+        diffs.append(Diff("ufw rule", "absent", rule))
+    for rule in sorted(host.ufw_rules - active):
+        diffs.append(Diff("ufw rule", rule, "absent"))
+
+    _, dump = remote.run("sudo wg show wg0 dump")
+    peers = {}
+    for line in dump.splitlines()[1:]:
+        fields = line.split("\t")
+        if len(fields) >= 4:
+            peers[fields[0]] = fields[3]
+    if peers != host.wireguard_peers:
+        diffs.append(Diff("wireguard peers", host.wireguard_peers, peers))
+
+    _, effective = remote.run("sudo sshd -T")
+    settings = {}
+    for line in effective.splitlines():
+        key, _, value = line.partition(" ")
+        settings[key.lower()] = value.strip().lower()
+    for key, value in sorted(host.sshd.items()):
+        if settings.get(key) != value:
+            diffs.append(Diff(f"sshd {key}", value, settings.get(key, "unset")))
+    return diffs
+
+
+Connector = Callable[[HostExpectation], Remote]
+
+
+def scan_vps(state: StackState, connect: Connector | None = None) -> list[Finding]:
+    """One finding per host: ``ok``, ``changed`` (with the differences), or ``unknown``
+    when it could not be read (a host key mismatch is refused, not trusted)."""
+    findings = []
+    for host in expectations(state):
+        try:
+            if connect is None:
+                raise RuntimeError("no SSH key: pass --ssh-key to read the VPS hosts")
+            remote = connect(host)
+        except paramiko.BadHostKeyException as error:
+            findings.append(
+                Finding(
+                    "unknown",
+                    HOST_TYPE,
+                    host.name,
+                    urn=host.urn,
+                    error=f"host key mismatch, refused: {host.address} presented "
+                    f"{error.key.get_name()} {error.key.get_base64()[:16]}…, not the pinned key",
+                )
+            )
+            continue
+        except (OSError, paramiko.SSHException, RuntimeError) as error:
+            findings.append(
+                Finding("unknown", HOST_TYPE, host.name, urn=host.urn, error=str(error))
+            )
+            continue
+        try:
+            diffs = inspect(host, remote)
+        finally:
+            remote.close()
+        findings.append(
+            Finding("changed" if diffs else "ok", HOST_TYPE, host.name, urn=host.urn, diffs=diffs)
+        )
+    return findings
+
+
+def ssh_connector(key_path: str) -> Connector:
+    return lambda host: SshRemote(host, key_path)
