@@ -477,7 +477,7 @@ def compare_listener_rule(state: StateResource, live: Live) -> list[Diff]:
 
     actions = state.get("actions")
     return (
-        Compare()("priority", state.get("priority"), live.get("Priority"), lambda v: str(v))(
+        Compare()("priority", state.get("priority"), live.get("Priority"), lambda v: int(float(v)))(
             "targetGroups",
             None if actions == SECRET else forwarded(actions or [], aws_shape=False),
             forwarded(live.get("Actions", []), aws_shape=True),
@@ -879,6 +879,7 @@ def compare_key_value_store(state: StateResource, live: Live) -> list[Diff]:
 
 LIVE_ID_OF: dict[str, Callable[[StateResource], str]] = {
     _ATTACHMENT: lambda r: f"{r.get('role')}|{r.get('policyArn')}",
+    _TASK: lambda r: str(r.get("arn") or r.id),
     _ROLE_POLICY: lambda r: r.id if ":" in r.id else f"{r.get('role')}:{r.get('name')}",
     _CF_FUNCTION: lambda r: str(r.get("name") or r.id),
     _KVS: lambda r: str(r.get("name") or r.id),

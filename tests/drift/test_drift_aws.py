@@ -1,0 +1,250 @@
+"""Drift of the sg stack built in moto's server: each hand-made change is reported
+precisely, and nothing else."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from botocore.awsrequest import AWSResponse
+
+from ops.drift.ignore import apply_ignore, generate_ignore, parse_ignore
+from ops.drift.render import render_json, render_markdown, render_table
+from ops.drift.scan import scan
+from tests.drift.conftest import World, build_world, client_factory, drifted
+from tests.drift.moto_deploy import lambda_zip
+
+SG = "ap-southeast-1"
+
+
+@pytest.fixture(scope="module")
+def world(moto_url: str) -> World:
+    return build_world(moto_url, "sg")
+
+
+def test_a_clean_stack_has_no_findings_and_exits_0(world: World) -> None:
+    report = world.scan()
+    assert drifted(report) == []
+    assert report.exit_code() == 0
+    assert report.coverage == 1.0
+    assert len(report.findings) > 60
+    # What no handler reads is counted and named, never judged.
+    assert report.unchecked == ["aws:ec2/eip:Eip"] * 3
+
+
+def ingress_22_from_anywhere() -> list[dict[str, Any]]:
+    return [
+        {"IpProtocol": "tcp", "FromPort": 22, "ToPort": 22, "IpRanges": [{"CidrIp": "0.0.0.0/0"}]}
+    ]
+
+
+def test_a_hand_added_security_group_rule_is_named(world: World) -> None:
+    ec2 = world.clients("ec2", SG)
+    group = world.resource("alb-sg")["id"]
+    ec2.authorize_security_group_ingress(GroupId=group, IpPermissions=ingress_22_from_anywhere())
+    try:
+        report = world.scan()
+        assert drifted(report) == [("changed", "aws:ec2/securityGroup:SecurityGroup", "alb-sg")]
+        (finding,) = report.of("changed")
+        (diff,) = finding.diffs
+        assert diff.attribute == "ingress"
+        assert ["tcp", [22, 22], "0.0.0.0/0"] in json.loads(json.dumps(diff.actual))
+        assert report.exit_code() == 2
+    finally:
+        ec2.revoke_security_group_ingress(GroupId=group, IpPermissions=ingress_22_from_anywhere())
+    assert drifted(world.scan()) == []
+
+
+def test_a_scaled_service_is_reported_with_its_count(world: World) -> None:
+    ecs = world.clients("ecs", SG)
+    service = world.resource("api-service")
+    ecs.update_service(cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=5)
+    try:
+        report = world.scan()
+        assert drifted(report) == [("changed", "aws:ecs/service:Service", "api-service")]
+        (diff,) = report.of("changed")[0].diffs
+        assert (diff.attribute, int(diff.expected), diff.actual) == ("desiredCount", 2, 5)
+    finally:
+        ecs.update_service(
+            cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=2
+        )
+
+
+def test_a_replaced_task_definition_is_reported_on_the_service(world: World) -> None:
+    ecs = world.clients("ecs", SG)
+    service = world.resource("api-service")
+    task = world.resource("api-task")
+    described = ecs.describe_task_definition(taskDefinition=task["outputs"]["arn"])[
+        "taskDefinition"
+    ]
+    replacement = ecs.register_task_definition(
+        family=described["family"],
+        containerDefinitions=[{**described["containerDefinitions"][0], "image": "nginx:1.27"}],
+        cpu=described["cpu"],
+        memory=described["memory"],
+        networkMode=described["networkMode"],
+        requiresCompatibilities=described["requiresCompatibilities"],
+    )["taskDefinition"]["taskDefinitionArn"]
+    ecs.update_service(
+        cluster=service["inputs"]["cluster"], service=service["id"], taskDefinition=replacement
+    )
+    try:
+        report = world.scan()
+        assert drifted(report) == [("changed", "aws:ecs/service:Service", "api-service")]
+        (diff,) = report.of("changed")[0].diffs
+        assert diff.attribute == "taskDefinition"
+        assert (diff.expected, diff.actual) == (task["outputs"]["arn"], replacement)
+    finally:
+        ecs.update_service(
+            cluster=service["inputs"]["cluster"],
+            service=service["id"],
+            taskDefinition=task["outputs"]["arn"],
+        )
+        ecs.deregister_task_definition(taskDefinition=replacement)
+
+
+def test_changed_function_code_is_reported(world: World) -> None:
+    function = world.resource("failover-sg-function")
+    name = function["id"]
+    client = world.clients("lambda", SG)
+    original = lambda_zip(f"# {name}\ndef handler(event, context):\n    return None\n")
+    client.update_function_code(
+        FunctionName=name, ZipFile=lambda_zip("def handler(e, c):\n    return 'patched'\n")
+    )
+    try:
+        report = world.scan()
+        assert drifted(report) == [
+            ("changed", "aws:lambda/function:Function", "failover-sg-function")
+        ]
+        assert [d.attribute for d in report.of("changed")[0].diffs] == ["sourceCodeHash"]
+    finally:
+        client.update_function_code(FunctionName=name, ZipFile=original)
+    assert drifted(world.scan()) == []
+
+
+def test_a_changed_log_retention_is_reported(world: World) -> None:
+    logs = world.clients("logs", SG)
+    group = world.resource("api-logs")["id"]
+    logs.put_retention_policy(logGroupName=group, retentionInDays=30)
+    try:
+        report = world.scan()
+        assert drifted(report) == [("changed", "aws:cloudwatch/logGroup:LogGroup", "api-logs")]
+        (diff,) = report.of("changed")[0].diffs
+        assert (diff.attribute, int(diff.expected), diff.actual) == ("retentionInDays", 365, 30)
+    finally:
+        logs.put_retention_policy(logGroupName=group, retentionInDays=365)
+
+
+def test_an_extra_security_group_in_the_vpc_is_unmanaged(world: World) -> None:
+    ec2 = world.clients("ec2", SG)
+    vpc = world.resource("network-vpc")["id"]
+    extra = ec2.create_security_group(GroupName="hand-made", Description="by hand", VpcId=vpc)[
+        "GroupId"
+    ]
+    other_vpc = ec2.create_vpc(CidrBlock="172.31.0.0/16")["Vpc"]["VpcId"]
+    elsewhere = ec2.create_security_group(GroupName="not-ours", Description="x", VpcId=other_vpc)[
+        "GroupId"
+    ]
+    try:
+        report = world.scan()
+        unmanaged = report.of("unmanaged")
+        assert [(f.type, f.id) for f in unmanaged] == [
+            ("aws:ec2/securityGroup:SecurityGroup", extra)
+        ]
+        assert "hand-made" in (unmanaged[0].detail or "")
+        assert drifted(report) == [
+            ("unmanaged", "aws:ec2/securityGroup:SecurityGroup", "unmanaged")
+        ]
+        assert report.coverage < 1.0
+    finally:
+        ec2.delete_security_group(GroupId=extra)
+        ec2.delete_security_group(GroupId=elsewhere)
+        ec2.delete_vpc(VpcId=other_vpc)
+
+
+class _Body:
+    def __init__(self, body: bytes) -> None:
+        self.body = body
+
+    def stream(self, **_: Any) -> Iterator[bytes]:
+        yield self.body
+
+
+def test_a_throttled_service_marks_its_resources_unknown_and_exits_1(
+    moto_url: str, world: World
+) -> None:
+    clients = client_factory(moto_url)
+
+    def factory(name: str, region: str) -> Any:
+        client = clients(name, region)
+        if name == "ecs":
+            body = json.dumps(
+                {"__type": "ThrottlingException", "message": "Rate exceeded"}
+            ).encode()
+
+            def throttle(request: Any, **_: Any) -> AWSResponse:
+                return AWSResponse(
+                    request.url, 400, {"x-amzn-errortype": "ThrottlingException"}, _Body(body)
+                )
+
+            client.meta.events.register_first("before-send", throttle)
+        return client
+
+    report, _ = scan("sg", world.state, clients=factory)
+    unknown = report.of("unknown")
+    assert {f.type for f in unknown} == {
+        "aws:ecs/cluster:Cluster",
+        "aws:ecs/service:Service",
+        "aws:ecs/taskDefinition:TaskDefinition",
+    }
+    assert all("Throttling" in (f.error or "") for f in unknown)
+    assert [s for s, _, _ in drifted(report)] == ["unknown"] * len(unknown)
+    assert report.exit_code() == 1
+
+
+def test_the_ignore_file_suppresses_exactly_what_it_names(world: World) -> None:
+    ecs = world.clients("ecs", SG)
+    logs = world.clients("logs", SG)
+    service = world.resource("api-service")
+    ecs.update_service(cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=4)
+    logs.put_retention_policy(logGroupName=world.resource("api-logs")["id"], retentionInDays=30)
+    try:
+        report = world.scan()
+        assert len(drifted(report)) == 2
+        rules = parse_ignore("# autoscaling owns the count\naws:ecs/service:Service#desiredCount\n")
+        filtered = apply_ignore(report, rules)
+        assert drifted(filtered) == [("changed", "aws:cloudwatch/logGroup:LogGroup", "api-logs")]
+        negated = parse_ignore("*api-logs*\n!*api-logs*\n")
+        assert len(drifted(apply_ignore(report, negated))) == 2
+        generated = parse_ignore(generate_ignore(report))
+        assert drifted(apply_ignore(report, generated)) == []
+    finally:
+        ecs.update_service(
+            cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=2
+        )
+        logs.put_retention_policy(
+            logGroupName=world.resource("api-logs")["id"], retentionInDays=365
+        )
+
+
+def test_every_format_renders_the_findings(world: World) -> None:
+    logs = world.clients("logs", SG)
+    logs.put_retention_policy(logGroupName=world.resource("api-logs")["id"], retentionInDays=30)
+    try:
+        report = world.scan()
+    finally:
+        logs.put_retention_policy(
+            logGroupName=world.resource("api-logs")["id"], retentionInDays=365
+        )
+    document = json.loads(render_json(report))
+    assert document["exit_code"] == 2
+    assert document["counts"]["changed"] == 1
+    (changed,) = [f for f in document["findings"] if f["status"] == "changed"]
+    assert changed["diffs"] == [{"attribute": "retentionInDays", "expected": 365.0, "actual": 30}]
+    table = render_table(report)
+    assert "retentionInDays: 365.0 -> 30" in table and "coverage 100.0%" in table
+    markdown = render_markdown(report)
+    assert markdown.startswith("## Drift in stack `sg`")
+    assert "| changed | `aws:cloudwatch/logGroup:LogGroup` |" in markdown
