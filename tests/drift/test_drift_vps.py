@@ -1,0 +1,325 @@
+"""VPS drift against a real sshd on 127.0.0.1 (Debian's openssh-server), a throwaway host
+key pinned in the state, and fake docker/ufw/wg/sshd -T on the session's PATH that print
+recorded outputs. Clean, a changed compose file, a missing container, an unexpected ufw
+rule, and a host key mismatch (refused, not trusted)."""
+
+from __future__ import annotations
+
+import getpass
+import hashlib
+import json
+import shutil
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from components.compose import render_compose
+from ops.drift.scan import scan
+from ops.drift.state import parse_state
+from ops.drift.vps import HostExpectation, expectations, scan_vps, ssh_connector
+from ops.plan import plan_stack
+from ops.runtime import Plan
+from stacks.config import FleetStackConfig, parse_stack_config
+from stacks.fleet import mesh_of, services_of
+from tests.support import committed_config
+
+SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
+ASSET_SIG = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17"}
+
+
+def compose_text(name: str) -> str:
+    """The compose file the vps stack renders for a host, as the program renders it."""
+    values = {
+        **committed_config("vps"),
+        "trading-infra:sshPrivateKey": "k",
+        "trading-infra:grafanaAdminPassword": "p",
+    }
+    config = parse_stack_config(
+        values, "vps", ["trading-infra:sshPrivateKey", "trading-infra:grafanaAdminPassword"]
+    )
+    assert isinstance(config, FleetStackConfig)
+    spec = next(h for h in mesh_of(config).hosts if h.name == name)
+    return render_compose(spec.role, spec.wireguard_address, services_of(config))
+
+
+FAKES = {
+    "sudo": '#!/bin/sh\nexec "$@"\n',
+    "docker": '#!/bin/sh\ncat "{fake}/docker-ps.json"\n',
+    "ufw": '#!/bin/sh\ncat "{fake}/ufw.txt"\n',
+    "wg": '#!/bin/sh\ncat "{fake}/wg.txt"\n',
+    "sshd": '#!/bin/sh\ncat "{fake}/sshd-T.txt"\n',
+}
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def keygen(path: Path) -> str:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(path)], check=True, timeout=30
+    )
+    return " ".join(path.with_suffix(".pub").read_text().split()[:2])
+
+
+@dataclass
+class Server:
+    port: int
+    host_key: str
+    client_key: Path
+    fake: Path
+    app: Path
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
+    sshd = shutil.which("sshd") or "/usr/sbin/sshd"
+    assert Path(sshd).exists(), "these tests need Debian's openssh-server (.ci/run installs it)"
+    Path("/run/sshd").mkdir(parents=True, exist_ok=True)
+    root = tmp_path_factory.mktemp("sshd")
+    host_key = keygen(root / "host_key")
+    keygen(root / "client_key")
+    (root / "authorized_keys").write_text((root / "client_key.pub").read_text())
+    fake, bin_dir, app = root / "fake", root / "bin", root / "app"
+    for directory in (fake, bin_dir, app):
+        directory.mkdir()
+    for name, body in FAKES.items():
+        script = bin_dir / name
+        script.write_text(body.format(fake=fake))
+        script.chmod(0o755)
+    port = free_port()
+    (root / "sshd_config").write_text(
+        "\n".join(
+            [
+                f"Port {port}",
+                "ListenAddress 127.0.0.1",
+                f"HostKey {root / 'host_key'}",
+                f"PidFile {root / 'sshd.pid'}",
+                f"AuthorizedKeysFile {root / 'authorized_keys'}",
+                f"AllowUsers {getpass.getuser()}",
+                "PermitRootLogin prohibit-password",
+                "PasswordAuthentication no",
+                "KbdInteractiveAuthentication no",
+                "StrictModes no",
+                "UsePAM no",
+                f"SetEnv PATH={bin_dir}:/usr/bin:/bin",
+                "",
+            ]
+        )
+    )
+    process = subprocess.Popen(
+        [sshd, "-D", "-e", "-f", str(root / "sshd_config")],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while time.monotonic() < deadline:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("sshd did not start within 10 s")
+        yield Server(port, host_key, root / "client_key", fake, app)
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def vps_plan() -> Plan:
+    return plan_stack("vps")
+
+
+def checkpoint(plan: Plan, server: Server, host_key: str | None = None) -> str:
+    """The vps stack's export, its cdmx host pointed at the test sshd."""
+    hosts = plan.outputs["fleetHosts"]
+    cdmx = {
+        **hosts["cdmx"],
+        "address": "127.0.0.1",
+        "sshPort": server.port,
+        "sshUser": getpass.getuser(),
+        "hostKey": host_key or server.host_key,
+    }
+    resources: list[dict[str, Any]] = [
+        {
+            "urn": "urn:pulumi:vps::trading-infra::pulumi:pulumi:Stack::trading-infra-vps",
+            "type": "pulumi:pulumi:Stack",
+            "custom": False,
+            "outputs": {**plan.outputs, "fleetHosts": {"cdmx": cdmx}},
+        }
+    ]
+    for resource in plan.resources:
+        inputs = dict(resource.revealed)
+        if resource.name == "cdmx-compose-file":
+            inputs["remotePath"] = str(server.app / "docker-compose.yml")
+            # Pulumi's checkpoint keeps a string asset's text (the plan keeps its hash).
+            text = compose_text("cdmx")
+            assert inputs["source"] == {"stringAsset": hashlib.sha256(text.encode()).hexdigest()}
+            inputs["source"] = {**ASSET_SIG, "hash": inputs["source"]["stringAsset"], "text": text}
+        if resource.name == "cdmx-env-file":
+            # A `--show-secrets` export: the secret carries its plaintext.
+            inputs["triggers"] = [{**SECRET_SIG, "plaintext": json.dumps(inputs["triggers"][0])}]
+        resources.append(
+            {
+                "urn": resource.urn,
+                "type": resource.type,
+                "custom": resource.custom,
+                "id": resource.id or "",
+                "inputs": inputs,
+                "outputs": {**resource.outputs, **inputs},
+                "parent": resource.parent,
+            }
+        )
+    return json.dumps({"version": 3, "deployment": {"resources": resources}})
+
+
+def record_a_healthy_host(server: Server, host: HostExpectation, env: str) -> None:
+    """What a correctly deployed cdmx host would print."""
+    (server.app / "docker-compose.yml").write_text(host.compose_text)
+    (server.app / ".env").write_text(env)
+    ps = [
+        {"Service": s, "Image": i, "State": "running", "Health": "healthy"}
+        for s, i in host.services.items()
+    ]
+    (server.fake / "docker-ps.json").write_text("\n".join(json.dumps(c) for c in ps) + "\n")
+    rules = "\n".join(f"ufw {rule}" for rule in sorted(host.ufw_rules))
+    (server.fake / "ufw.txt").write_text(
+        f"Added user rules (see 'ufw status' for running firewall):\n{rules}\n"
+    )
+    peers = "".join(
+        f"{key}\t(none)\t203.0.113.{20 + n}:51820\t{ips}\t0\t0\t0\t25\n"
+        for n, (key, ips) in enumerate(sorted(host.wireguard_peers.items()))
+    )
+    (server.fake / "wg.txt").write_text(f"private\tpublic\t51820\toff\n{peers}")
+    settings = "".join(f"{k} {v}\n" for k, v in sorted(host.sshd.items()))
+    (server.fake / "sshd-T.txt").write_text(f"ciphers chacha20-poly1305@openssh.com\n{settings}")
+
+
+@pytest.fixture
+def healthy(server: Server, vps_plan: Plan) -> tuple[str, HostExpectation]:
+    state = checkpoint(vps_plan, server)
+    (host,) = expectations(parse_state(state))
+    env = vps_plan.named("cdmx-env-file").revealed["stdin"]
+    assert hashlib.sha256(env.encode()).hexdigest() == host.env_sha256
+    record_a_healthy_host(server, host, env)
+    return state, host
+
+
+def vps_report(state: str, server: Server):
+    report, _ = scan("vps", state, vps=lambda s: scan_vps(s, ssh_connector(str(server.client_key))))
+    return report
+
+
+def test_a_clean_host_is_ok(server: Server, healthy: tuple[str, HostExpectation]) -> None:
+    state, _ = healthy
+    report = vps_report(state, server)
+    (finding,) = report.findings
+    assert (finding.type, finding.id, finding.status, finding.diffs) == (
+        "trading-infra:vps:VpsHost",
+        "cdmx",
+        "ok",
+        [],
+    )
+    assert report.exit_code() == 0
+
+
+def diffs(state: str, server: Server) -> list[tuple[str, Any, Any]]:
+    (finding,) = vps_report(state, server).findings
+    return [(d.attribute, d.expected, d.actual) for d in finding.diffs]
+
+
+def test_a_changed_compose_file_is_found(
+    server: Server, healthy: tuple[str, HostExpectation]
+) -> None:
+    state, host = healthy
+    with (server.app / "docker-compose.yml").open("a") as compose:
+        compose.write("# edited on the host\n")
+    (found,) = diffs(state, server)
+    assert found[0] == "compose file sha256"
+    assert found[1] == hashlib.sha256(host.compose_text.encode()).hexdigest() != found[2]
+
+
+def test_a_missing_container_is_found(server: Server, healthy: tuple[str, HostExpectation]) -> None:
+    state, host = healthy
+    lines = (server.fake / "docker-ps.json").read_text().splitlines()
+    (server.fake / "docker-ps.json").write_text(
+        "\n".join(line for line in lines if '"redis"' not in line) + "\n"
+    )
+    assert diffs(state, server) == [
+        ("container redis", f"running {host.services['redis']}", "absent")
+    ]
+
+
+def test_an_unhealthy_container_and_a_changed_image_are_found(
+    server: Server, healthy: tuple[str, HostExpectation]
+) -> None:
+    state, host = healthy
+    ps = [json.loads(line) for line in (server.fake / "docker-ps.json").read_text().splitlines()]
+    for container in ps:
+        if container["Service"] == "grafana":
+            container["Health"] = "unhealthy"
+        if container["Service"] == "questdb":
+            container["Image"] = "questdb/questdb:7.0.0"
+    (server.fake / "docker-ps.json").write_text("\n".join(json.dumps(c) for c in ps) + "\n")
+    assert sorted(diffs(state, server)) == [
+        ("container grafana state", "running healthy", "running unhealthy"),
+        ("container questdb image", host.services["questdb"], "questdb/questdb:7.0.0"),
+    ]
+
+
+def test_an_unexpected_ufw_rule_is_found(
+    server: Server, healthy: tuple[str, HostExpectation]
+) -> None:
+    state, _ = healthy
+    with (server.fake / "ufw.txt").open("a") as ufw:
+        ufw.write("ufw allow 8080/tcp\n")
+    assert diffs(state, server) == [("ufw rule", "absent", "allow 8080/tcp")]
+
+
+def test_weakened_sshd_and_a_foreign_wireguard_peer_are_found(
+    server: Server, healthy: tuple[str, HostExpectation]
+) -> None:
+    state, _ = healthy
+    settings = (
+        (server.fake / "sshd-T.txt")
+        .read_text()
+        .replace("passwordauthentication no", "passwordauthentication yes")
+    )
+    (server.fake / "sshd-T.txt").write_text(settings)
+    with (server.fake / "wg.txt").open("a") as wg:
+        wg.write("c3RyYW5nZXI=\t(none)\t198.51.100.9:51820\t10.99.0.9/32\t0\t0\t0\t25\n")
+    found = dict((a, (e, v)) for a, e, v in diffs(state, server))
+    assert found["sshd passwordauthentication"] == ("no", "yes")
+    assert "c3RyYW5nZXI=" in found["wireguard peers"][1]
+
+
+def test_a_host_key_mismatch_is_refused_not_trusted(
+    server: Server, vps_plan: Plan, healthy: tuple[str, HostExpectation], tmp_path: Path
+) -> None:
+    impostor = keygen(tmp_path / "other")
+    state = checkpoint(vps_plan, server, host_key=impostor)
+    report = vps_report(state, server)
+    (finding,) = report.findings
+    assert finding.status == "unknown"
+    assert "host key mismatch, refused" in (finding.error or "")
+    assert report.exit_code() == 1
+
+
+def test_without_a_key_the_hosts_are_unknown(
+    server: Server, healthy: tuple[str, HostExpectation]
+) -> None:
+    state, _ = healthy
+    report, _ = scan("vps", state, vps=lambda s: scan_vps(s, None))
+    assert [(f.status, f.error) for f in report.findings] == [
+        ("unknown", "no SSH key: pass --ssh-key to read the VPS hosts")
+    ]
