@@ -35,14 +35,14 @@ def test_json_plan_has_the_documented_shape() -> None:
 
 def test_cli_prints_json_that_parses() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "ops", "plan", "sg", "--json"],
+        [sys.executable, "-m", "ops", "plan", "eu", "--json"],
         cwd=ROOT,
         capture_output=True,
         text=True,
         check=True,
         timeout=120,
     )
-    assert json.loads(result.stdout)["stack"] == "sg"
+    assert json.loads(result.stdout)["stack"] == "eu"
 
 
 def test_text_plan_shows_tree_counts_and_outputs(capsys: pytest.CaptureFixture[str]) -> None:
