@@ -19,6 +19,14 @@ def _plan(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check(args: argparse.Namespace) -> int:
+    from ops.check import check_plan, render
+
+    result = check_plan(plan_stack(args.stack))
+    print(render(args.stack, result))
+    return result.exit_code
+
+
 def _build_layer(args: argparse.Namespace) -> int:
     build_layer(Path(args.dir))
     print(f"layer built in {args.dir}")
@@ -77,6 +85,9 @@ def main(argv: list[str] | None = None) -> int:
     plan.add_argument("stack", help="stack name: sg, eu, ...")
     plan.add_argument("--json", action="store_true", help="stable, sorted JSON document")
     plan.set_defaults(handler=_plan)
+    check = commands.add_parser("check", help="the policy pack's rules over the offline plan")
+    check.add_argument("stack", help="stack name")
+    check.set_defaults(handler=_check)
     drift = commands.add_parser(
         "drift", help="compare a stack's state with live AWS and the VPS hosts"
     )

@@ -1,0 +1,630 @@
+"""The project's security baseline as pure rules over resources (type, properties, URN).
+
+The same functions run in two places: the Pulumi policy pack (``policies/__main__.py``,
+``pulumi preview --policy-pack policies``) and ``python -m ops check STACK`` over the
+offline plan. Each rule names the AWS Foundational Security Best Practices control it
+enforces (``TI.*`` marks this project's own rules). Mandatory rules guard security;
+advisory ones cost and operations hygiene.
+
+This module imports nothing but the standard library, so the policy pack can load it
+without the program's dependencies.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+Enforcement = Literal["mandatory", "advisory"]
+
+
+@dataclass(frozen=True)
+class Subject:
+    """A resource as a rule sees it."""
+
+    type: str
+    props: Mapping[str, Any]
+    urn: str
+    parent: str | None = None
+
+
+@dataclass(frozen=True)
+class Violation:
+    rule: str
+    control: str
+    enforcement: Enforcement
+    urn: str
+    message: str
+
+
+@dataclass(frozen=True)
+class Rule:
+    """One rule: ``check`` looks at every subject at once and returns (urn, message)."""
+
+    name: str
+    control: str
+    description: str
+    enforcement: Enforcement
+    check: Callable[[Sequence[Subject]], list[tuple[str, str]]]
+
+    def run(self, subjects: Sequence[Subject]) -> list[Violation]:
+        return [
+            Violation(self.name, self.control, self.enforcement, urn, message)
+            for urn, message in self.check(subjects)
+        ]
+
+
+RULES: list[Rule] = []
+
+HIGH_RISK_PORTS = (
+    20,
+    21,
+    22,
+    23,
+    25,
+    110,
+    135,
+    143,
+    445,
+    1433,
+    1434,
+    3000,
+    3306,
+    3389,
+    4333,
+    5000,
+    5432,
+    5500,
+    5601,
+    6379,
+    8080,
+    8088,
+    8888,
+    9200,
+    9300,
+    27017,
+)
+"""Ports FSBP EC2.19 treats as high risk."""
+RECOMMENDED_TLS_POLICIES = frozenset(
+    {
+        "ELBSecurityPolicy-TLS13-1-2-2021-06",
+        "ELBSecurityPolicy-TLS13-1-2-Res-2021-06",
+        "ELBSecurityPolicy-TLS13-1-3-2021-06",
+    }
+)
+MODERN_VIEWER_TLS = frozenset({"TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"})
+SECRET_NAME = re.compile(
+    r"(SECRET|PASSWORD|PASSWD|TOKEN|PRIVATE_KEY|API_KEY|ACCESS_KEY)", re.IGNORECASE
+)
+
+
+def rule(name: str, control: str, description: str, enforcement: Enforcement = "mandatory"):
+    """Register a check over all subjects."""
+
+    def register(check: Callable[[Sequence[Subject]], list[tuple[str, str]]]):
+        RULES.append(Rule(name, control, description, enforcement, check))
+        return check
+
+    return register
+
+
+def per_resource(
+    type_: str, name: str, control: str, description: str, enforcement: Enforcement = "mandatory"
+):
+    """Register a check of one resource type: it returns messages for one resource."""
+
+    def register(check: Callable[[Mapping[str, Any]], list[str]]):
+        def over_all(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+            return [
+                (s.urn, message) for s in subjects if s.type == type_ for message in check(s.props)
+            ]
+
+        RULES.append(Rule(name, control, description, enforcement, over_all))
+        return check
+
+    return register
+
+
+def _world(cidrs: Iterable[str]) -> list[str]:
+    found = []
+    for cidr in cidrs or []:
+        try:
+            if ipaddress.ip_network(cidr, strict=False).prefixlen == 0:
+                found.append(cidr)
+        except ValueError:
+            continue
+    return found
+
+
+def _world_ingress(props: Mapping[str, Any]) -> list[tuple[int, int, str]]:
+    """(from, to, cidr) of every ingress rule open to the whole internet."""
+    open_rules = []
+    for ingress in props.get("ingress") or []:
+        for cidr in _world(
+            [*(ingress.get("cidrBlocks") or []), *(ingress.get("ipv6CidrBlocks") or [])]
+        ):
+            protocol = str(ingress.get("protocol"))
+            low, high = (
+                (0, 65535)
+                if protocol in ("-1", "all")
+                else (int(ingress.get("fromPort", 0)), int(ingress.get("toPort", 0)))
+            )
+            open_rules.append((low, high, cidr))
+    return open_rules
+
+
+def _containers(props: Mapping[str, Any]) -> list[dict[str, Any]]:
+    definitions = props.get("containerDefinitions")
+    if isinstance(definitions, str):
+        try:
+            return json.loads(definitions)
+        except json.JSONDecodeError:
+            return []
+    return list(definitions or [])
+
+
+# --- EC2 ------------------------------------------------------------------------------
+
+
+@per_resource(
+    "aws:ec2/securityGroup:SecurityGroup",
+    "sg-world-ingress-https-only",
+    "EC2.18",
+    "Security groups admit the whole internet only on HTTPS (443) and its HTTP redirect (80).",
+)
+def _sg_world(props: Mapping[str, Any]) -> list[str]:
+    return [
+        f"ingress {low}-{high} from {cidr}: only 80 and 443 may be open to the internet"
+        for low, high, cidr in _world_ingress(props)
+        if (low, high) not in ((443, 443), (80, 80))
+    ]
+
+
+@per_resource(
+    "aws:ec2/securityGroup:SecurityGroup",
+    "sg-no-high-risk-ports",
+    "EC2.19",
+    "No high-risk port (SSH, RDP, databases, ...) open to the whole internet.",
+)
+def _sg_high_risk(props: Mapping[str, Any]) -> list[str]:
+    return [
+        f"port {port} open to {cidr}"
+        for low, high, cidr in _world_ingress(props)
+        for port in HIGH_RISK_PORTS
+        if low <= port <= high
+    ]
+
+
+@per_resource(
+    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+    "default-sg-empty",
+    "EC2.2",
+    "The VPC default security group allows no traffic.",
+)
+def _default_sg(props: Mapping[str, Any]) -> list[str]:
+    return (
+        ["the default security group has rules"]
+        if props.get("ingress") or props.get("egress")
+        else []
+    )
+
+
+@per_resource(
+    "aws:ec2/subnet:Subnet",
+    "subnet-no-public-ip",
+    "EC2.15",
+    "Subnets do not assign public IP addresses on launch.",
+)
+def _subnet(props: Mapping[str, Any]) -> list[str]:
+    return ["mapPublicIpOnLaunch is true"] if props.get("mapPublicIpOnLaunch") else []
+
+
+def _siblings(subjects: Sequence[Subject]) -> dict[str | None, list[Subject]]:
+    groups: dict[str | None, list[Subject]] = defaultdict(list)
+    for subject in subjects:
+        groups[subject.parent].append(subject)
+    return groups
+
+
+@rule("vpc-flow-logs", "EC2.6", "Every VPC has flow logs.")
+def _flow_logs(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    for group in _siblings(subjects).values():
+        logged = any(s.type == "aws:ec2/flowLog:FlowLog" for s in group)
+        found += [
+            (s.urn, "no flow log next to this VPC")
+            for s in group
+            if s.type == "aws:ec2/vpc:Vpc" and not logged
+        ]
+    return found
+
+
+# --- ELB ------------------------------------------------------------------------------
+
+
+@per_resource(
+    "aws:lb/loadBalancer:LoadBalancer",
+    "alb-drop-invalid-headers",
+    "ELB.4",
+    "Application load balancers drop invalid HTTP headers.",
+)
+def _drop_headers(props: Mapping[str, Any]) -> list[str]:
+    return (
+        []
+        if props.get("dropInvalidHeaderFields") is True
+        else ["dropInvalidHeaderFields is not true"]
+    )
+
+
+@per_resource(
+    "aws:lb/loadBalancer:LoadBalancer",
+    "alb-desync-mitigation",
+    "ELB.12",
+    "Load balancers mitigate HTTP desync in defensive or strictest mode.",
+)
+def _desync(props: Mapping[str, Any]) -> list[str]:
+    mode = props.get("desyncMitigationMode", "defensive")
+    return [] if mode in ("defensive", "strictest") else [f"desyncMitigationMode is {mode}"]
+
+
+@per_resource(
+    "aws:lb/loadBalancer:LoadBalancer",
+    "alb-deletion-protection",
+    "ELB.6",
+    "Load balancers have deletion protection (turn it off only for throwaway stacks).",
+    "advisory",
+)
+def _deletion(props: Mapping[str, Any]) -> list[str]:
+    return [] if props.get("enableDeletionProtection") else ["deletion protection is off"]
+
+
+@rule(
+    "public-listeners-https",
+    "ELB.1/ELB.18",
+    "Internet-facing listeners speak HTTPS, or only redirect HTTP to it.",
+)
+def _public_listeners(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    for group in _siblings(subjects).values():
+        public = any(
+            s.type == "aws:lb/loadBalancer:LoadBalancer" and s.props.get("internal") is False
+            for s in group
+        )
+        if not public:
+            continue
+        for s in group:
+            if s.type != "aws:lb/listener:Listener" or s.props.get("protocol") == "HTTPS":
+                continue
+            actions = [a.get("type") for a in s.props.get("defaultActions") or []]
+            if actions != ["redirect"]:
+                protocol = s.props.get("protocol")
+                found.append(
+                    (s.urn, f"{protocol} listener of a public ALB does more than redirect")
+                )
+    return found
+
+
+@per_resource(
+    "aws:lb/listener:Listener",
+    "listener-tls-policy",
+    "ELB.17",
+    "HTTPS listeners use a recommended TLS 1.3/1.2 policy.",
+)
+def _tls_policy(props: Mapping[str, Any]) -> list[str]:
+    if props.get("protocol") != "HTTPS" or props.get("sslPolicy") in RECOMMENDED_TLS_POLICIES:
+        return []
+    return [f"sslPolicy {props.get('sslPolicy')} is not a recommended policy"]
+
+
+# --- ECS ------------------------------------------------------------------------------
+
+
+@per_resource(
+    "aws:ecs/service:Service", "ecs-no-public-ip", "ECS.2", "ECS services assign no public IP."
+)
+def _ecs_public_ip(props: Mapping[str, Any]) -> list[str]:
+    network = props.get("networkConfiguration") or {}
+    return ["assignPublicIp is true"] if network.get("assignPublicIp") else []
+
+
+@per_resource(
+    "aws:ecs/service:Service",
+    "ecs-latest-platform",
+    "ECS.10",
+    "Fargate services run the LATEST platform.",
+)
+def _ecs_platform(props: Mapping[str, Any]) -> list[str]:
+    version = props.get("platformVersion", "LATEST")
+    return [] if version == "LATEST" else [f"platformVersion is {version}"]
+
+
+@per_resource(
+    "aws:ecs/cluster:Cluster",
+    "ecs-container-insights",
+    "ECS.12",
+    "ECS clusters have Container Insights.",
+)
+def _insights(props: Mapping[str, Any]) -> list[str]:
+    settings = {s.get("name"): s.get("value") for s in props.get("settings") or []}
+    return (
+        []
+        if settings.get("containerInsights") in ("enabled", "enhanced")
+        else ["Container Insights is off"]
+    )
+
+
+def _per_container(
+    check: Callable[[dict[str, Any]], str | None],
+) -> Callable[[Mapping[str, Any]], list[str]]:
+    def over(props: Mapping[str, Any]) -> list[str]:
+        return [f"{c.get('name')}: {message}" for c in _containers(props) if (message := check(c))]
+
+    return over
+
+
+per_resource(
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "ecs-not-privileged",
+    "ECS.4",
+    "Containers are not privileged.",
+)(_per_container(lambda c: "privileged" if c.get("privileged") else None))
+per_resource(
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "ecs-read-only-root",
+    "ECS.5",
+    "Containers have a read-only root filesystem.",
+)(
+    _per_container(
+        lambda c: None if c.get("readonlyRootFilesystem") is True else "root filesystem is writable"
+    )
+)
+per_resource(
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "ecs-logging",
+    "ECS.9",
+    "Containers have a log configuration.",
+)(_per_container(lambda c: None if c.get("logConfiguration") else "no logConfiguration"))
+per_resource(
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "ecs-non-root",
+    "TI.ECS.1",
+    "Containers run as a non-root user.",
+)(
+    _per_container(
+        lambda c: (
+            None
+            if str(c.get("user", "root")).split(":")[0] not in ("root", "0", "")
+            else "runs as root"
+        )
+    )
+)
+per_resource(
+    "aws:ecs/taskDefinition:TaskDefinition",
+    "ecs-no-secrets-in-environment",
+    "ECS.8",
+    "Secrets reach containers through `secrets`, never plain environment variables.",
+)(
+    _per_container(
+        lambda c: next(
+            (
+                f"{e.get('name')} looks like a secret in environment"
+                for e in c.get("environment") or []
+                if SECRET_NAME.search(str(e.get("name")))
+            ),
+            None,
+        )
+    )
+)
+
+
+# --- ECR ------------------------------------------------------------------------------
+
+
+@per_resource(
+    "aws:ecr/repository:Repository",
+    "ecr-scan-on-push",
+    "ECR.1",
+    "Repositories scan images on push.",
+)
+def _scan(props: Mapping[str, Any]) -> list[str]:
+    config = props.get("imageScanningConfiguration") or {}
+    return [] if config.get("scanOnPush") else ["scanOnPush is off"]
+
+
+@per_resource(
+    "aws:ecr/repository:Repository",
+    "ecr-immutable-tags",
+    "ECR.2",
+    "Repositories have immutable tags.",
+)
+def _immutable(props: Mapping[str, Any]) -> list[str]:
+    return [] if props.get("imageTagMutability") == "IMMUTABLE" else ["tags are mutable"]
+
+
+@rule("ecr-lifecycle-policy", "ECR.3", "Every repository has a lifecycle policy.")
+def _lifecycle(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    for group in _siblings(subjects).values():
+        has_policy = any(s.type == "aws:ecr/lifecyclePolicy:LifecyclePolicy" for s in group)
+        found += [
+            (s.urn, "no lifecycle policy")
+            for s in group
+            if s.type == "aws:ecr/repository:Repository" and not has_policy
+        ]
+    return found
+
+
+# --- CloudFront -----------------------------------------------------------------------
+
+
+def _behaviours(props: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    return [props.get("defaultCacheBehavior") or {}, *(props.get("orderedCacheBehaviors") or [])]
+
+
+@per_resource(
+    "aws:cloudfront/distribution:Distribution",
+    "cloudfront-viewer-https",
+    "CloudFront.3",
+    "Viewers are redirected to HTTPS (or refused HTTP).",
+)
+def _viewer_https(props: Mapping[str, Any]) -> list[str]:
+    return [
+        f"{b.get('pathPattern', 'default')} behaviour allows {b.get('viewerProtocolPolicy')}"
+        for b in _behaviours(props)
+        if b.get("viewerProtocolPolicy") not in ("redirect-to-https", "https-only")
+    ]
+
+
+@per_resource(
+    "aws:cloudfront/distribution:Distribution",
+    "cloudfront-viewer-tls",
+    "CloudFront.7",
+    "With a custom certificate, viewers need TLSv1.2_2021 or newer, over SNI.",
+)
+def _viewer_tls(props: Mapping[str, Any]) -> list[str]:
+    certificate = props.get("viewerCertificate") or {}
+    if certificate.get("cloudfrontDefaultCertificate"):
+        return []
+    problems = []
+    if certificate.get("minimumProtocolVersion") not in MODERN_VIEWER_TLS:
+        problems.append(f"minimumProtocolVersion {certificate.get('minimumProtocolVersion')}")
+    if certificate.get("sslSupportMethod") != "sni-only":
+        problems.append("not SNI-only")
+    return problems
+
+
+@per_resource(
+    "aws:cloudfront/distribution:Distribution",
+    "cloudfront-origin-tls",
+    "CloudFront.9/CloudFront.10",
+    "Custom origins are reached over HTTPS with TLS 1.2 only.",
+)
+def _origin_tls(props: Mapping[str, Any]) -> list[str]:
+    problems = []
+    for origin in props.get("origins") or []:
+        custom = origin.get("customOriginConfig")
+        if not custom:
+            continue
+        if custom.get("originProtocolPolicy") != "https-only":
+            problems.append(
+                f"origin {origin.get('originId')} uses {custom.get('originProtocolPolicy')}"
+            )
+        if set(custom.get("originSslProtocols") or []) - {"TLSv1.2"}:
+            problems.append(
+                f"origin {origin.get('originId')} allows {custom.get('originSslProtocols')}"
+            )
+    return problems
+
+
+@per_resource(
+    "aws:cloudfront/vpcOrigin:VpcOrigin",
+    "cloudfront-vpc-origin-tls",
+    "CloudFront.10",
+    "VPC origins allow no TLS older than 1.2.",
+)
+def _vpc_origin_tls(props: Mapping[str, Any]) -> list[str]:
+    items = ((props.get("vpcOriginEndpointConfig") or {}).get("originSslProtocols") or {}).get(
+        "items"
+    ) or []
+    return [f"allows {items}"] if set(items) - {"TLSv1.2"} else []
+
+
+@per_resource(
+    "aws:cloudfront/function:Function",
+    "cloudfront-function-runtime",
+    "TI.CF.1",
+    "CloudFront Functions run on cloudfront-js-2.0 (KeyValueStore, origin selection).",
+)
+def _function_runtime(props: Mapping[str, Any]) -> list[str]:
+    return (
+        [] if props.get("runtime") == "cloudfront-js-2.0" else [f"runtime {props.get('runtime')}"]
+    )
+
+
+# --- logs and IAM ---------------------------------------------------------------------
+
+
+@per_resource(
+    "aws:cloudwatch/logGroup:LogGroup",
+    "log-retention",
+    "CloudWatch.16",
+    "Log groups keep logs for a set time (cost, and a known audit window).",
+    "advisory",
+)
+def _retention(props: Mapping[str, Any]) -> list[str]:
+    return [] if props.get("retentionInDays") else ["no retention set: logs are kept forever"]
+
+
+def _star_star(document: Any) -> bool:
+    if isinstance(document, str):
+        try:
+            document = json.loads(document)
+        except json.JSONDecodeError:
+            return False
+    statements = (document or {}).get("Statement", []) if isinstance(document, dict) else []
+    if isinstance(statements, dict):
+        statements = [statements]
+    for statement in statements:
+        actions = statement.get("Action", [])
+        resources = statement.get("Resource", [])
+        actions = [actions] if isinstance(actions, str) else actions
+        resources = [resources] if isinstance(resources, str) else resources
+        if statement.get("Effect") == "Allow" and "*" in actions and "*" in resources:
+            return True
+    return False
+
+
+@rule("iam-no-admin-policy", "IAM.1/IAM.21", "No policy allows every action on every resource.")
+def _iam(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    for s in subjects:
+        documents = []
+        if s.type in ("aws:iam/rolePolicy:RolePolicy", "aws:iam/policy:Policy"):
+            documents.append(s.props.get("policy"))
+        if s.type == "aws:iam/role:Role":
+            documents += [p.get("policy") for p in s.props.get("inlinePolicies") or []]
+        if any(_star_star(d) for d in documents):
+            found.append((s.urn, 'a statement allows "*" on "*"'))
+    return found
+
+
+# --- VPS ------------------------------------------------------------------------------
+
+_REMOTE = ("command:remote:Command", "command:remote:CopyToRemote")
+
+
+@rule(
+    "vps-host-key-pinned",
+    "TI.VPS.1",
+    "Every SSH connection pins the host key (no trust on first use).",
+)
+def _host_key(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    return [
+        (s.urn, "connection has no hostKey")
+        for s in subjects
+        if s.type in _REMOTE and not (s.props.get("connection") or {}).get("hostKey")
+    ]
+
+
+_SSH_RULE = re.compile(r"allow proto tcp from (\S+) to any port (\d+) comment ssh-admin")
+
+
+@rule("vps-admin-cidr-not-world", "TI.VPS.2", "SSH is not open to the whole internet.")
+def _admin_cidr(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    for s in subjects:
+        if s.type == "command:remote:Command" and s.urn.endswith("-bootstrap"):
+            for cidr, port in _SSH_RULE.findall(str(s.props.get("create", ""))):
+                if _world([cidr]):
+                    found.append((s.urn, f"SSH (port {port}) open to {cidr}"))
+    return found
+
+
+def evaluate(subjects: Sequence[Subject]) -> list[Violation]:
+    """Every rule over every subject."""
+    return [violation for r in RULES for violation in r.run(subjects)]
