@@ -27,6 +27,21 @@ def _check(args: argparse.Namespace) -> int:
     return result.exit_code
 
 
+def _diff(args: argparse.Namespace) -> int:
+    import json
+
+    from ops.diff import diff_plans, render_markdown, render_text
+
+    try:
+        base, head = (json.loads(Path(path).read_text()) for path in (args.base, args.head))
+    except (OSError, ValueError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    diff = diff_plans(base, head)
+    print(render_markdown(diff) if args.format == "markdown" else render_text(diff), end="")
+    return 0
+
+
 def _build_layer(args: argparse.Namespace) -> int:
     build_layer(Path(args.dir))
     print(f"layer built in {args.dir}")
@@ -88,6 +103,11 @@ def main(argv: list[str] | None = None) -> int:
     check = commands.add_parser("check", help="the policy pack's rules over the offline plan")
     check.add_argument("stack", help="stack name")
     check.set_defaults(handler=_check)
+    diff = commands.add_parser("diff", help="resource-level diff of two `ops plan --json` files")
+    diff.add_argument("base", help="plan of the base (e.g. main)")
+    diff.add_argument("head", help="plan of the change")
+    diff.add_argument("--format", choices=["text", "markdown"], default="text")
+    diff.set_defaults(handler=_diff)
     drift = commands.add_parser(
         "drift", help="compare a stack's state with live AWS and the VPS hosts"
     )

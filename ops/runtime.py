@@ -114,6 +114,9 @@ def _mask_secrets(value: Any, reveal: bool = False) -> Any:
         return {key: _mask_secrets(item, reveal) for key, item in value.items()}
     if isinstance(value, list):
         return [_mask_secrets(item, reveal) for item in value]
+    if isinstance(value, float) and value.is_integer():
+        # The engine's wire format has one number type; plans show whole numbers as such.
+        return int(value)
     return value
 
 

@@ -242,9 +242,9 @@ def test_every_format_renders_the_findings(world: World) -> None:
     assert document["exit_code"] == 2
     assert document["counts"]["changed"] == 1
     (changed,) = [f for f in document["findings"] if f["status"] == "changed"]
-    assert changed["diffs"] == [{"attribute": "retentionInDays", "expected": 365.0, "actual": 30}]
+    assert changed["diffs"] == [{"attribute": "retentionInDays", "expected": 365, "actual": 30}]
     table = render_table(report)
-    assert "retentionInDays: 365.0 -> 30" in table and "coverage 100.0%" in table
+    assert "retentionInDays: 365 -> 30" in table and "coverage 100.0%" in table
     markdown = render_markdown(report)
     assert markdown.startswith("## Drift in stack `sg`")
     assert "| changed | `aws:cloudwatch/logGroup:LogGroup` |" in markdown
