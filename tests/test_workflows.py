@@ -1,0 +1,205 @@
+"""The GitHub workflows: schema-valid (check-jsonschema's built-in GitHub workflow
+schema), and the promises they make: deploy order, OIDC only, least permissions,
+concurrency, forks never touch secrets, pinned actions, shell that passes ShellCheck."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import ROOT
+
+WORKFLOWS = ROOT / ".github" / "workflows"
+NAMES = sorted(p.name for p in WORKFLOWS.glob("*.yml"))
+BIN = Path(sys.executable).parent
+
+
+@cache
+def workflow(name: str) -> dict[str, Any]:
+    return yaml.safe_load((WORKFLOWS / name).read_text())
+
+
+def jobs(name: str) -> dict[str, dict[str, Any]]:
+    return workflow(name)["jobs"]
+
+
+def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
+    return job.get("steps", [])
+
+
+def test_the_expected_workflows_exist() -> None:
+    assert NAMES == ["ci.yml", "deploy.yml", "drift.yml", "preview-comment.yml", "preview.yml"]
+
+
+def test_every_workflow_passes_the_github_workflow_schema() -> None:
+    result = subprocess.run(
+        [
+            str(BIN / "check-jsonschema"),
+            "--builtin-schema",
+            "vendor.github-workflows",
+            *(str(WORKFLOWS / n) for n in NAMES),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_schema_check_does_reject_a_broken_workflow(tmp_path: Path) -> None:
+    broken = tmp_path / "broken.yml"
+    broken.write_text(
+        "name: x\non: push\njobs:\n  a:\n    runs-on: ubuntu-latest\n    steps: not-a-list\n"
+    )
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.github-workflows", str(broken)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode != 0
+
+
+def test_deploy_runs_eu_then_sg_then_vps_each_in_its_environment() -> None:
+    deploy = jobs("deploy.yml")
+    assert "needs" not in deploy["eu"]
+    assert deploy["sg"]["needs"] == "eu"
+    assert deploy["vps"]["needs"] == "sg"
+    for stack, job in deploy.items():
+        assert job["environment"] == f"production-{stack}"
+        assert job["concurrency"] == {"group": f"deploy-{stack}", "cancel-in-progress": False}
+        (up,) = [s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@")]
+        assert up["with"]["command"] == "up"
+        assert up["with"]["stack-name"].endswith(f"/{stack}")
+    triggers = workflow("deploy.yml")[True]
+    assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_aws_access_is_oidc_only(name: str) -> None:
+    text = (WORKFLOWS / name).read_text()
+    assert "aws-access-key-id" not in text and "aws-secret-access-key" not in text
+    assert "AWS_ACCESS_KEY_ID" not in text and "AWS_SECRET_ACCESS_KEY" not in text
+    for job in jobs(name).values():
+        for step in steps(job):
+            if step.get("uses", "").startswith("aws-actions/configure-aws-credentials@"):
+                assert step["with"]["role-to-assume"].startswith("${{ vars.")
+                assert job["permissions"].get("id-token") == "write"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_permissions_are_least_and_explicit_per_job(name: str) -> None:
+    assert workflow(name)["permissions"] == {}
+    for job_name, job in jobs(name).items():
+        permissions = job["permissions"]
+        assert isinstance(permissions, dict), f"{name}:{job_name} permissions must be a mapping"
+        assert "write-all" not in str(permissions)
+        assert set(permissions.values()) <= {"read", "write"}
+        writes = {scope for scope, level in permissions.items() if level == "write"}
+        allowed = {"id-token", "pull-requests", "issues"}
+        assert writes <= allowed, f"{name}:{job_name} writes {writes - allowed}"
+
+
+def test_previews_and_deploys_never_overlap_on_a_stack() -> None:
+    for job in jobs("preview.yml").values():
+        group = job["concurrency"]["group"]
+        assert "github.event.pull_request.number" in group and "matrix.stack" in group
+    assert {job["concurrency"]["group"] for job in jobs("drift.yml").values()} == {
+        "drift-${{ matrix.stack }}"
+    }
+
+
+def test_same_repo_previews_use_the_policy_pack_and_comment() -> None:
+    preview = jobs("preview.yml")["preview"]
+    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
+    (action,) = [s for s in steps(preview) if s.get("uses", "").startswith("pulumi/actions@")]
+    expected = {
+        "command": "preview",
+        "comment-on-pr": True,
+        "edit-pr-comment": True,
+        "diff": True,
+        "policyPacks": "policies",
+    }
+    assert {key: action["with"].get(key) for key in expected} == expected
+    assert action["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
+    assert {m["stack"] for m in preview["strategy"]["matrix"]["include"]} == {"eu", "sg", "vps"}
+
+
+def test_the_fork_path_uses_no_secrets_and_cannot_write() -> None:
+    fork = jobs("preview.yml")["offline-diff"]
+    assert fork["if"] == "github.event.pull_request.head.repo.full_name != github.repository"
+    assert "secrets." not in yaml.safe_dump(fork)
+    assert fork["permissions"] == {"contents": "read"}
+    runs = "\n".join(s.get("run", "") for s in steps(fork))
+    assert "ops plan" in runs and "ops diff" in runs and "--format markdown" in runs
+    # The comment is posted by a workflow that checks out and runs nothing of the PR.
+    comment = jobs("preview-comment.yml")["comment"]
+    assert not any(s.get("uses", "").startswith("actions/checkout@") for s in steps(comment))
+    assert comment["permissions"] == {"actions": "read", "pull-requests": "write"}
+
+
+def test_drift_runs_nightly_and_manages_one_issue_per_stack() -> None:
+    triggers = workflow("drift.yml")[True]
+    assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
+    job = jobs("drift.yml")["drift"]
+    runs = "\n".join(s.get("run", "") for s in steps(job))
+    assert (
+        "pulumi stack export" in runs
+        and "python -m ops drift" in runs
+        and "--format markdown" in runs
+    )
+    (preview,) = [s for s in steps(job) if s.get("with", {}).get("command") == "preview"]
+    assert preview["with"]["refresh"] is True and preview["with"]["expect-no-changes"] is True
+    script = next(s for s in steps(job) if s.get("uses", "").startswith("actions/github-script@"))[
+        "with"
+    ]["script"]
+    assert "labels: ['drift']" in script and "state: 'closed'" in script
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_actions_are_pinned_to_a_major_version_or_a_sha(name: str) -> None:
+    for job in jobs(name).values():
+        for step in steps(job):
+            if "uses" in step:
+                assert re.search(r"@(v\d+|[0-9a-f]{40})$", step["uses"]), step["uses"]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_secrets_arrive_only_through_the_secrets_context(name: str) -> None:
+    text = (WORKFLOWS / name).read_text()
+    for line in text.splitlines():
+        if re.search(r"(TOKEN|KEY|PASSWORD):", line) and "${{" not in line:
+            pytest.fail(f"{name}: a credential-looking value not from a context: {line.strip()}")
+
+
+def shell_blocks() -> list[tuple[str, str, str]]:
+    found = []
+    for name in NAMES:
+        for job_name, job in jobs(name).items():
+            for index, step in enumerate(steps(job)):
+                if "run" in step:
+                    found.append((f"{name}:{job_name}:{index}", step["run"], name))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("where", "script", "name"), shell_blocks(), ids=[w for w, _, _ in shell_blocks()]
+)
+def test_run_blocks_pass_shellcheck(where: str, script: str, name: str) -> None:
+    # GitHub expressions are substituted before the shell runs; stand in a word for them.
+    bash = "#!/usr/bin/env bash\n" + re.sub(r"\$\{\{[^}]*\}\}", "expr", script)
+    result = subprocess.run(
+        [str(BIN / "shellcheck"), "--shell=bash", "-"],
+        input=bash,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, f"{where}\n{result.stdout}"
