@@ -26,6 +26,12 @@ def workflow(name: str) -> dict[str, Any]:
     return yaml.safe_load((WORKFLOWS / name).read_text())
 
 
+def triggers(name: str) -> dict[str, Any]:
+    """The ``on:`` block (YAML 1.1 reads the bare key ``on`` as true)."""
+    document: dict[Any, Any] = workflow(name)
+    return document[True]
+
+
 def jobs(name: str) -> dict[str, dict[str, Any]]:
     return workflow(name)["jobs"]
 
@@ -78,8 +84,8 @@ def test_deploy_runs_eu_then_sg_then_vps_each_in_its_environment() -> None:
         (up,) = [s for s in steps(job) if s.get("uses", "").startswith("pulumi/actions@")]
         assert up["with"]["command"] == "up"
         assert up["with"]["stack-name"].endswith(f"/{stack}")
-    triggers = workflow("deploy.yml")[True]
-    assert triggers["push"]["branches"] == ["main"] and "workflow_dispatch" in triggers
+    on = triggers("deploy.yml")
+    assert on["push"]["branches"] == ["main"] and "workflow_dispatch" in on
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -146,8 +152,8 @@ def test_the_fork_path_uses_no_secrets_and_cannot_write() -> None:
 
 
 def test_drift_runs_nightly_and_manages_one_issue_per_stack() -> None:
-    triggers = workflow("drift.yml")[True]
-    assert triggers["schedule"][0]["cron"] and "workflow_dispatch" in triggers
+    on = triggers("drift.yml")
+    assert on["schedule"][0]["cron"] and "workflow_dispatch" in on
     job = jobs("drift.yml")["drift"]
     runs = "\n".join(s.get("run", "") for s in steps(job))
     assert (
