@@ -17,8 +17,8 @@ from typing import Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_assume_role_policy
 from components.monitoring import availability_alarms
-from components.network import service_assume_role_policy
 from components.tagging import component_tags
 
 LAMBDA_SOURCE = Path(__file__).with_name("failover_lambda") / "handler.py"
@@ -375,39 +375,50 @@ class RegionFailover(pulumi.ComponentResource):
             opts=child,
         )
 
-        self.error_alarm = aws.cloudwatch.MetricAlarm(
-            f"{name}-function-errors",
-            name=f"{prefix}-failover-function-errors",
-            alarm_description="The failover Lambda failed: region health may be stale",
-            namespace="AWS/Lambda",
-            metric_name="Errors",
-            dimensions={"FunctionName": self.function.name},
-            statistic="Sum",
-            period=60,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            tags=tags,
-            opts=child,
+        def any_above_zero(
+            short: str,
+            description: str,
+            namespace: str,
+            metric: str,
+            dimensions: dict,
+            statistic: str,
+            period: int,
+        ) -> aws.cloudwatch.MetricAlarm:
+            return aws.cloudwatch.MetricAlarm(
+                f"{name}-{short}",
+                name=f"{prefix}-failover-{short}",
+                alarm_description=description,
+                namespace=namespace,
+                metric_name=metric,
+                dimensions=dimensions,
+                statistic=statistic,
+                period=period,
+                evaluation_periods=1,
+                comparison_operator="GreaterThanThreshold",
+                threshold=0,
+                treat_missing_data="notBreaching",
+                alarm_actions=actions,
+                tags=tags,
+                opts=child,
+            )
+
+        self.error_alarm = any_above_zero(
+            "function-errors",
+            "The failover Lambda failed: region health may be stale",
+            "AWS/Lambda",
+            "Errors",
+            {"FunctionName": self.function.name},
+            "Sum",
+            60,
         )
-        aws.cloudwatch.MetricAlarm(
-            f"{name}-dead-letters-visible",
-            name=f"{prefix}-failover-dead-letters",
-            alarm_description="Failover events were dropped into the dead-letter queue",
-            namespace="AWS/SQS",
-            metric_name="ApproximateNumberOfMessagesVisible",
-            dimensions={"QueueName": self.dead_letter_queue.name},
-            statistic="Maximum",
-            period=300,
-            evaluation_periods=1,
-            comparison_operator="GreaterThanThreshold",
-            threshold=0,
-            treat_missing_data="notBreaching",
-            alarm_actions=actions,
-            tags=tags,
-            opts=child,
+        any_above_zero(
+            "dead-letters",
+            "Failover events were dropped into the dead-letter queue",
+            "AWS/SQS",
+            "ApproximateNumberOfMessagesVisible",
+            {"QueueName": self.dead_letter_queue.name},
+            "Maximum",
+            300,
         )
         self.register_outputs(
             {

@@ -10,6 +10,7 @@ from typing import Literal, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.iam import service_assume_role_policy
 from components.tagging import component_tags
 
 NatStrategy = Literal["none", "single", "per-az"]
@@ -89,23 +90,6 @@ def flow_log_policy(log_group_arn: str) -> str:
                         "logs:DescribeLogStreams",
                     ],
                     "Resource": [log_group_arn, f"{log_group_arn}:*"],
-                }
-            ],
-        },
-        sort_keys=True,
-    )
-
-
-def service_assume_role_policy(service: str) -> str:
-    """A trust policy letting one AWS service principal assume a role."""
-    return json.dumps(
-        {
-            "Version": "2012-10-17",
-            "Statement": [
-                {
-                    "Effect": "Allow",
-                    "Principal": {"Service": service},
-                    "Action": "sts:AssumeRole",
                 }
             ],
         },

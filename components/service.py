@@ -9,7 +9,7 @@ from typing import Any, Literal, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
-from components.network import service_assume_role_policy
+from components.iam import service_assume_role_policy
 from components.tagging import component_tags
 
 DeploymentStrategy = Literal["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"]

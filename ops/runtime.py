@@ -105,15 +105,17 @@ def _asset(value: pulumi.Asset | pulumi.Archive) -> dict[str, Any]:
     return {"asset": type(value).__name__}
 
 
-def _mask_secrets(value: Any, reveal: bool = False) -> Any:
+def _normalize(value: Any, reveal: bool = False) -> Any:
+    """Engine values as plan data: secrets masked (or revealed), assets and archives as
+    data, whole numbers as integers."""
     if isinstance(value, (pulumi.Asset, pulumi.Archive)):
         return _asset(value)
     if isinstance(value, dict):
         if value.get(_SECRET_SIG) == _SECRET_VALUE:
-            return _mask_secrets(value["value"], reveal) if reveal else SECRET_PLACEHOLDER
-        return {key: _mask_secrets(item, reveal) for key, item in value.items()}
+            return _normalize(value["value"], reveal) if reveal else SECRET_PLACEHOLDER
+        return {key: _normalize(item, reveal) for key, item in value.items()}
     if isinstance(value, list):
-        return [_mask_secrets(item, reveal) for item in value]
+        return [_normalize(item, reveal) for item in value]
     if isinstance(value, float) and value.is_integer():
         # The engine's wire format has one number type; plans show whole numbers as such.
         return int(value)
@@ -274,7 +276,7 @@ class _RecordingMonitor(mocks.MockMonitor):
                 protect=False,
                 provider=request.provider or None,
                 id=request.id or None,
-                outputs=_mask_secrets(rpc.deserialize_properties(response.properties)),
+                outputs=_normalize(rpc.deserialize_properties(response.properties)),
             )
         )
         return response
@@ -289,15 +291,15 @@ class _RecordingMonitor(mocks.MockMonitor):
                     type=request.type,
                     name=request.name,
                     parent=request.parent or None,
-                    inputs=_mask_secrets(inputs),
+                    inputs=_normalize(inputs),
                     custom=bool(request.custom),
                     protect=bool(request.protect),
                     provider=request.provider or None,
                     id=response.id or None,
                     ignore_changes=tuple(request.ignoreChanges),
                     dependencies=tuple(request.dependencies),
-                    outputs=_mask_secrets(rpc.deserialize_properties(response.object)),
-                    revealed=_mask_secrets(inputs, reveal=True),
+                    outputs=_normalize(rpc.deserialize_properties(response.object)),
+                    revealed=_normalize(inputs, reveal=True),
                 )
             )
         return response
