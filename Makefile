@@ -8,7 +8,7 @@ VENV_STAMP := .venv/.synced
 LAYER_DIR := build/lambda-layer
 LAYER_STAMP := build/.lambda-layer.stamp
 
-.PHONY: help setup test pytest nodetest lint typecheck fmt plan lambda-layer
+.PHONY: help setup system-deps test pytest nodetest lint typecheck fmt plan lambda-layer
 
 help:
 	@echo "make test            lint, type check and every test (what CI runs)"
@@ -23,9 +23,18 @@ $(VENV_STAMP): pyproject.toml uv.lock
 
 setup: $(VENV_STAMP)
 
+# OpenSSH's sshd: `sshd -t` checks the VPS hardening and a real sshd serves the VPS drift
+# tests. Installed from Debian's packages when missing (as root, or through sudo).
+system-deps:
+	@if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then \
+	  command -v apt-get >/dev/null || { echo "install OpenSSH's server (sshd) for the tests" >&2; exit 1; }; \
+	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq openssh-server >/dev/null; \
+	fi
+
 test: lint typecheck pytest nodetest
 
-pytest: $(VENV_STAMP)
+pytest: $(VENV_STAMP) system-deps
 	$(RUN) pytest -q
 
 # The CloudFront Function, under Node's own test runner (no npm packages needed).
