@@ -21,6 +21,8 @@ MARKET_DATA_PORT = 5002
 GATEWAY_PORT = 5000
 QUESTDB_HTTP_PORT = 9000
 QUESTDB_ILP_PORT = 9009
+BACKTESTING_PORT = 5003
+ML_SERVICE_PORT = 5004
 
 MESH_PORTS: dict[str, tuple[int, ...]] = {
     "orchestrator": (GATEWAY_PORT, QUESTDB_HTTP_PORT, QUESTDB_ILP_PORT),
@@ -90,6 +92,19 @@ def _http_health(port: int) -> list[str]:
     return ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{port}/health || exit 1"]
 
 
+def _analytics(image: str, port: int) -> dict[str, Any]:
+    # The orchestrator's own analytics services: reached by the gateway, read QuestDB.
+    return _service(
+        image,
+        health=_http_health(port),
+        memory="2g",
+        own_image=True,
+        ports=[f"127.0.0.1:{port}:{port}"],
+        environment={"QUESTDB_PG": "questdb:8812"},
+        depends_on=["questdb"],
+    )
+
+
 def _redis(image: str) -> dict[str, Any]:
     # No published port: the node's services reach it on the compose network only.
     return _service(
@@ -139,30 +154,14 @@ def _orchestrator(address: str, fleet: FleetServices) -> dict[str, Any]:
                     "FUTURES_DATA_URL": f"http://{peers['futures']}:{MARKET_DATA_PORT}",
                     "EQUITIES_CRYPTO_TRADING_URL": f"http://{peers['equities-crypto']}:{TRADING_PORT}",
                     "EQUITIES_CRYPTO_DATA_URL": f"http://{peers['equities-crypto']}:{MARKET_DATA_PORT}",
-                    "BACKTESTING_URL": "http://backtesting:5003",
-                    "ML_SERVICE_URL": "http://ml-service:5004",
+                    "BACKTESTING_URL": f"http://backtesting:{BACKTESTING_PORT}",
+                    "ML_SERVICE_URL": f"http://ml-service:{ML_SERVICE_PORT}",
                     "REDIS_URL": "redis://redis:6379/0",
                 },
                 depends_on=["redis"],
             ),
-            "backtesting": _service(
-                images["backtesting"],
-                health=_http_health(5003),
-                memory="2g",
-                own_image=True,
-                ports=["127.0.0.1:5003:5003"],
-                environment={"QUESTDB_PG": "questdb:8812"},
-                depends_on=["questdb"],
-            ),
-            "ml-service": _service(
-                images["ml_service"],
-                health=_http_health(5004),
-                memory="2g",
-                own_image=True,
-                ports=["127.0.0.1:5004:5004"],
-                environment={"QUESTDB_PG": "questdb:8812"},
-                depends_on=["questdb"],
-            ),
+            "backtesting": _analytics(images["backtesting"], BACKTESTING_PORT),
+            "ml-service": _analytics(images["ml_service"], ML_SERVICE_PORT),
             "questdb": _service(
                 images["questdb"],
                 health=["CMD-SHELL", f"bash -c '</dev/tcp/127.0.0.1/{QUESTDB_HTTP_PORT}'"],
