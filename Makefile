@@ -23,13 +23,22 @@ $(VENV_STAMP): pyproject.toml uv.lock
 
 setup: $(VENV_STAMP)
 
-# OpenSSH's sshd: `sshd -t` checks the VPS hardening and a real sshd serves the VPS drift
-# tests. Installed from Debian's packages when missing (as root, or through sudo).
+# Debian packages the tests run for real, installed when their command is missing (as
+# root, or through sudo), saying what and why:
+#   sshd (openssh-server): `sshd -t` on the VPS hardening, a real SSH peer for the tests;
+#   njs: the CloudFront Function on the engine family of cloudfront-js-2.0.
+SYSTEM_DEPS := sshd:openssh-server:/usr/sbin/sshd njs:njs:/usr/bin/njs
+
 system-deps:
-	@if ! command -v sshd >/dev/null && [ ! -x /usr/sbin/sshd ]; then \
-	  command -v apt-get >/dev/null || { echo "install OpenSSH's server (sshd) for the tests" >&2; exit 1; }; \
+	@missing=""; for dep in $(SYSTEM_DEPS); do \
+	  cmd=$${dep%%:*}; rest=$${dep#*:}; pkg=$${rest%%:*}; path=$${rest#*:}; \
+	  command -v $$cmd >/dev/null || [ -x $$path ] || missing="$$missing $$pkg"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  command -v apt-get >/dev/null || { echo "install these Debian packages for the tests:$$missing" >&2; exit 1; }; \
+	  echo "system-deps: installing$$missing from Debian's packages (the tests run them for real; see the Makefile)"; \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq openssh-server >/dev/null; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
 	fi
 
 test: lint typecheck pytest nodetest
@@ -37,8 +46,8 @@ test: lint typecheck pytest nodetest
 pytest: $(VENV_STAMP) system-deps
 	$(RUN) pytest -q
 
-# The CloudFront Function, under Node's own test runner (no npm packages needed).
-nodetest:
+# The CloudFront Function on Node's own test runner and on njs (no npm packages needed).
+nodetest: system-deps
 	node --test tests/edge/
 
 lint: $(VENV_STAMP)

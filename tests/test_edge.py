@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 
 import pulumi_aws as aws
 import pytest
@@ -372,3 +373,46 @@ def test_stack_export_of_the_get_budget_follows_the_timeouts() -> None:
         originTimeouts={"connectionAttempts": 2, "connectionTimeoutSeconds": 2},
     )
     assert plan_sg(raw).outputs[outputs.GET_FAILOVER_SECONDS] == 4
+
+
+def test_the_published_function_routes_a_request_on_njs(tmp_path) -> None:
+    """The code the sg plan publishes, byte for byte, loads and routes on njs (the engine
+    family of cloudfront-js-2.0), with a stub ``cloudfront`` module and an empty store."""
+    (function,) = plan_sg(committed_config("sg")).of_type("aws:cloudfront/function:Function")
+    code = function.inputs["code"]
+    assert code.startswith("import cf from 'cloudfront';\n")
+    (tmp_path / "router.js").write_text(code + "\nexport default handler;\n")
+    # njs resolves `import cf from 'cloudfront'` to a file named exactly `cloudfront`.
+    (tmp_path / "cloudfront").write_text(
+        "const calls = { selected: [], groups: [] };\n"
+        "export default {\n"
+        "    calls: calls,\n"
+        "    kvs: function (id) { return { get: async function (key) {"
+        " throw new Error('missing ' + key); } }; },\n"
+        "    selectRequestOriginById: function (id) { calls.selected.push(id); },\n"
+        "    createRequestOriginGroup: function (group) { calls.groups.push(group); },\n"
+        "};\n"
+    )
+    (tmp_path / "main.mjs").write_text(
+        "import cf from 'cloudfront';\n"
+        "import handler from 'router.js';\n"
+        "const event = { version: '1.0', context: { eventType: 'viewer-request' },"
+        " viewer: { ip: '198.51.100.7' }, request: { method: 'GET', uri: '/api/x',"
+        " querystring: {}, cookies: {}, headers: { 'cloudfront-viewer-country':"
+        " { value: 'US' } } } };\n"
+        "handler(event).then(function (request) { console.log(JSON.stringify({"
+        " selected: cf.calls.selected, groups: cf.calls.groups,"
+        " routed: request.headers['x-routed-region'] })); });\n"
+    )
+    result = subprocess.run(
+        ["njs", "-t", "module", "-p", str(tmp_path), str(tmp_path / "main.mjs")],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    routed = json.loads(result.stdout)
+    assert routed["selected"] == ["sg"]
+    assert routed["groups"][0]["originIds"] == [{"originId": "sg"}, {"originId": "eu"}]
+    assert routed["routed"] == {"value": "sg", "multiValue": [{"value": "sg"}]}

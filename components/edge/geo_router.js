@@ -12,6 +12,9 @@ import cf from 'cloudfront';
 //   health:<region>                healthy | unhealthy | draining
 //   drained                        JSON list of regions drained by configuration
 //
+// No `await` inside call arguments or closures: "async arguments and closures are not
+// supported" (AWS, functions-javascript-runtime-20.html). Tests run this on njs too.
+//
 // Rendered by components/edge.py, which rewrites this one line with the real values.
 const SETTINGS = { "kvsId": "", "regions": ["sg", "eu"] };
 
@@ -20,13 +23,30 @@ const FAILOVER_STATUS_CODES = [500, 502, 503, 504];
 const UNAVAILABLE = { unhealthy: true, draining: true };
 const COUNTRY = /^[A-Z]{2}$/;
 
+function openStore() {
+    try {
+        return cf.kvs(SETTINGS.kvsId);
+    } catch (error) {
+        // The store failing never fails a request: every lookup then misses.
+        return null;
+    }
+}
+
 async function lookup(store, key) {
+    if (store === null) {
+        return null;
+    }
     try {
         return await store.get(key);
     } catch (error) {
         // A missing key, or the store itself failing, must never fail the request.
         return null;
     }
+}
+
+// Replaces every copy the viewer sent, `multiValue` included.
+function setHeader(request, name, value) {
+    request.headers[name] = { value: value, multiValue: [{ value: value }] };
 }
 
 function isRegion(value) {
@@ -43,7 +63,8 @@ function parseDrained(value) {
 }
 
 async function unavailableRegions(store) {
-    const drained = parseDrained(await lookup(store, 'drained'));
+    const drainedValue = await lookup(store, 'drained');
+    const drained = parseDrained(drainedValue);
     const down = {};
     for (let i = 0; i < SETTINGS.regions.length; i++) {
         const region = SETTINGS.regions[i];
@@ -68,7 +89,7 @@ async function handler(event) {
     const request = event.request;
     const header = request.headers['cloudfront-viewer-country'];
     const country = header && COUNTRY.test(header.value) ? header.value : 'unknown';
-    const store = cf.kvs(SETTINGS.kvsId);
+    const store = openStore();
 
     const preferred = await preferredRegion(store, country);
     const down = await unavailableRegions(store);
@@ -92,13 +113,14 @@ async function handler(event) {
     });
     const backup = healthyCandidates.length > 0 ? healthyCandidates[0] : candidates[0];
     if (FAILOVER_METHODS[request.method] === true && backup !== undefined) {
+        // The shape of AWS's example (helper-functions-origin-modification.html).
         cf.createRequestOriginGroup({
-            originIds: [chosen, backup],
+            originIds: [{ originId: chosen }, { originId: backup }],
             failoverCriteria: { statusCodes: FAILOVER_STATUS_CODES },
         });
     }
 
-    request.headers['x-viewer-country'] = { value: country };
-    request.headers['x-routed-region'] = { value: chosen };
+    setHeader(request, 'x-viewer-country', country);
+    setHeader(request, 'x-routed-region', chosen);
     return request;
 }
