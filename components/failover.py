@@ -227,6 +227,10 @@ class RegionFailover(pulumi.ComponentResource):
             period,
             args.get("target_5xx_rate_percent", 10.0),
             args.get("elb_5xx_count", 20),
+            # Failover acts on one period: only a reported zero flips the region, a
+            # missing datapoint leaves the alarm INSUFFICIENT_DATA (Monitoring's alarm
+            # still notifies when the data stays away).
+            missing_hosts_breach=False,
         )
         self.alarms = {
             short: aws.cloudwatch.MetricAlarm(
@@ -270,7 +274,11 @@ class RegionFailover(pulumi.ComponentResource):
         )
         self.role = aws.iam.Role(
             f"{name}-role",
-            assume_role_policy=service_assume_role_policy("lambda.amazonaws.com"),
+            assume_role_policy=aws.get_caller_identity_output(
+                opts=pulumi.InvokeOutputOptions(parent=self)
+            ).account_id.apply(
+                lambda account: service_assume_role_policy("lambda.amazonaws.com", account)
+            ),
             description=f"Writes health:{args['region']} in the edge's routing table",
             tags=tags,
             opts=child,
@@ -308,8 +316,10 @@ class RegionFailover(pulumi.ComponentResource):
             layers=[layer.arn],
             timeout=args.get("lambda_timeout_seconds", 10),
             memory_size=256,
-            # One writer at a time: concurrent invocations would only conflict.
-            reserved_concurrent_executions=1,
+            # No reserved concurrency: accounts at the minimum quota reject any
+            # reservation ("decreases account's UnreservedConcurrentExecution below its
+            # minimum value of [10]"), and concurrent writers are safe: each write is
+            # conditional on the store's ETag and re-read on a conflict.
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
                     "KVS_ARN": args["key_value_store_arn"],

@@ -70,22 +70,30 @@ def _summed_over_target_groups(
     load_balancer: pulumi.Input[str],
     target_groups: pulumi.Input[Sequence[pulumi.Input[str]]],
     label: str,
+    missing_as_zero: bool = True,
 ) -> pulumi.Output[list[aws.cloudwatch.MetricAlarmMetricQueryArgs]]:
     """Metric math summing one metric over target groups whose number may only be known
-    at deploy time (another stack's output)."""
+    at deploy time (another stack's output). ``missing_as_zero``: a period without data
+    counts as 0 (``FILL``); otherwise the sum has no datapoint where no group reported
+    (``SUM([...])`` adds what is there), so the alarm's missing-data rule decides."""
 
     def queries(groups: list[str]) -> list[aws.cloudwatch.MetricAlarmMetricQueryArgs]:
-        total = " + ".join(f"FILL(m{index}, 0)" for index in range(len(groups)))
+        ids = [f"m{index}" for index in range(len(groups))]
+        total = (
+            " + ".join(f"FILL({query}, 0)" for query in ids)
+            if missing_as_zero
+            else f"SUM([{', '.join(ids)}])"
+        )
         return [
             *(
                 _elb_query(
-                    f"m{index}",
+                    query,
                     metric_name,
                     stat,
                     period,
                     {"LoadBalancer": load_balancer, "TargetGroup": target_group},
                 )
-                for index, target_group in enumerate(groups)
+                for query, target_group in zip(ids, groups, strict=True)
             ),
             aws.cloudwatch.MetricAlarmMetricQueryArgs(
                 id="total", expression=total, label=label, return_data=True
@@ -103,10 +111,16 @@ def availability_alarms(
     period: int,
     target_5xx_rate_percent: float,
     elb_5xx_count: int,
+    missing_hosts_breach: bool = True,
 ) -> dict[str, dict[str, Any]]:
     """The alarms that mean "this region cannot serve", as MetricAlarm arguments without
     name, evaluation periods or actions: Monitoring notifies on them, RegionFailover
-    builds its faster failover alarms from the same definitions."""
+    builds its faster failover alarms from the same definitions.
+
+    ``missing_hosts_breach``: whether a period with no host-count data counts as "no
+    healthy host". Right for a notification over several periods; wrong for failover,
+    which acts on one period and would flip a region on a single missing datapoint (a
+    target group that has not reported yet right after a deploy)."""
     alb = {"LoadBalancer": load_balancer}
     return {
         "target-5xx-rate": {
@@ -139,13 +153,13 @@ def availability_alarms(
             "treat_missing_data": "notBreaching",
         },
         # An ALB with no healthy target fails open instead of answering 503, so "no
-        # healthy hosts" has to be watched directly. Missing data counts as breaching:
-        # target groups that stop reporting have nothing to serve with.
+        # healthy hosts" has to be watched directly: a reported 0 breaches; a period
+        # without data breaches only where `missing_hosts_breach` says so.
         "no-healthy-hosts": {
             "alarm_description": "No healthy target: the region cannot serve",
             "comparison_operator": "LessThanThreshold",
             "threshold": 1,
-            "treat_missing_data": "breaching",
+            "treat_missing_data": "breaching" if missing_hosts_breach else "missing",
             "metric_queries": _summed_over_target_groups(
                 "HealthyHostCount",
                 "Minimum",
@@ -153,9 +167,50 @@ def availability_alarms(
                 load_balancer,
                 target_groups,
                 "Healthy targets",
+                missing_as_zero=missing_hosts_breach,
             ),
         },
     }
+
+
+def alarm_topic_key_policy(account_id: str, region: str) -> str:
+    """Key policy of the alarm topic's customer-managed key.
+
+    CloudWatch publishes alarm notifications to an encrypted topic only when the key's
+    policy lets ``cloudwatch.amazonaws.com`` generate data keys and decrypt; the
+    AWS-managed ``alias/aws/sns`` key's policy cannot be changed, so alarms publishing
+    to a topic under it are dropped silently (SNS Developer Guide, "Enabling
+    compatibility between event sources from AWS services and encrypted topics").
+    The account root keeps administration, so IAM policies govern everyone else.
+    """
+    return json.dumps(
+        {
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Sid": "AccountAdministers",
+                    "Effect": "Allow",
+                    "Principal": {"AWS": f"arn:aws:iam::{account_id}:root"},
+                    "Action": "kms:*",
+                    "Resource": "*",
+                },
+                {
+                    "Sid": "CloudWatchAlarmsPublish",
+                    "Effect": "Allow",
+                    "Principal": {"Service": "cloudwatch.amazonaws.com"},
+                    "Action": ["kms:Decrypt", "kms:GenerateDataKey*"],
+                    "Resource": "*",
+                    "Condition": {
+                        "StringEquals": {"aws:SourceAccount": account_id},
+                        "ArnLike": {
+                            "aws:SourceArn": f"arn:aws:cloudwatch:{region}:{account_id}:alarm:*"
+                        },
+                    },
+                },
+            ],
+        },
+        sort_keys=True,
+    )
 
 
 def dashboard_body(
@@ -241,7 +296,9 @@ class Monitoring(pulumi.ComponentResource):
     """
 
     topic: aws.sns.Topic
-    """Alarm notifications (encrypted with the AWS-managed SNS key)."""
+    """Alarm notifications, encrypted with ``topic_key``."""
+    topic_key: aws.kms.Key
+    """The topic's customer-managed key: CloudWatch may use it to publish."""
     alarms: dict[str, aws.cloudwatch.MetricAlarm]
     """Every alarm by short name: target-5xx-rate, elb-5xx, p95-latency,
     unhealthy-hosts, no-healthy-hosts, cpu, memory."""
@@ -262,8 +319,25 @@ class Monitoring(pulumi.ComponentResource):
         period = args.get("period_seconds", 60)
         periods = args.get("evaluation_periods", 3)
 
+        region = aws.get_region(opts=pulumi.InvokeOptions(parent=self)).region
+        account_id = aws.get_caller_identity(opts=pulumi.InvokeOptions(parent=self)).account_id
+        self.topic_key = aws.kms.Key(
+            f"{name}-alarms-key",
+            description=f"{prefix} alarm topic: CloudWatch alarms publish through it",
+            enable_key_rotation=True,
+            deletion_window_in_days=30,
+            policy=alarm_topic_key_policy(account_id, region),
+            tags=tags,
+            opts=child,
+        )
+        aws.kms.Alias(
+            f"{name}-alarms-key-alias",
+            name=f"alias/{prefix}-alarms",
+            target_key_id=self.topic_key.key_id,
+            opts=child,
+        )
         self.topic = aws.sns.Topic(
-            f"{name}-alarms", kms_master_key_id="alias/aws/sns", tags=tags, opts=child
+            f"{name}-alarms", kms_master_key_id=self.topic_key.arn, tags=tags, opts=child
         )
         for index, email in enumerate(args.get("alarm_emails", [])):
             aws.sns.TopicSubscription(
@@ -348,7 +422,6 @@ class Monitoring(pulumi.ComponentResource):
             self.alarm_names["elb-5xx"],
         ]
 
-        region = aws.get_region(opts=pulumi.InvokeOptions(parent=self)).region
         body = pulumi.Output.all(
             load_balancer,
             pulumi.Output.all(*target_groups),

@@ -287,9 +287,17 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=stateful,
         )
+        invoke = pulumi.InvokeOutputOptions(parent=self)
+        account_id = aws.get_caller_identity_output(opts=invoke).account_id
+        region = aws.get_region_output(opts=invoke).region
         flow_log_role = aws.iam.Role(
             f"{name}-flow-logs-role",
-            assume_role_policy=service_assume_role_policy("vpc-flow-logs.amazonaws.com"),
+            # The VPC User Guide's trust policy for flow logs: this account's flow logs only.
+            assume_role_policy=pulumi.Output.all(account_id, region).apply(
+                lambda v: service_assume_role_policy(
+                    "vpc-flow-logs.amazonaws.com", v[0], f"arn:aws:ec2:{v[1]}:{v[0]}:vpc-flow-log/*"
+                )
+            ),
             tags=tags,
             opts=child,
         )

@@ -487,7 +487,9 @@ class FargateService(pulumi.ComponentResource):
         if traffic_shift is not None:
             self.infrastructure_role = aws.iam.Role(
                 f"{name}-infrastructure-role",
-                assume_role_policy=service_assume_role_policy("ecs.amazonaws.com"),
+                assume_role_policy=service_assume_role_policy(
+                    "ecs.amazonaws.com", identity.account_id
+                ),
                 description="ECS shifts listener-rule weights during deployments",
                 tags=tags,
                 opts=child,

@@ -124,6 +124,22 @@ def test_fast_child_alarms_and_a_composite_over_them() -> None:
     assert {q["id"] for q in healthy["metricQueries"]} == {"m0", "m1", "total"}
 
 
+def test_a_missing_host_count_datapoint_never_flips_the_region() -> None:
+    """Right after a deploy a target group may not have reported yet: that period must
+    leave the failover alarm INSUFFICIENT_DATA, not ALARM. A period counts as "no
+    healthy host" only when a group reported and the sum is below 1: the groups are
+    summed with SUM([...]) (no datapoint where none reported), not FILL(..., 0)."""
+    plan = failover_plan()
+    children = {
+        a.inputs["name"]: a.inputs for a in plan.of_type("aws:cloudwatch/metricAlarm:MetricAlarm")
+    }
+    healthy = children["trading-infra-sg-failover-no-healthy-hosts"]
+    assert healthy["treatMissingData"] == "missing"
+    queries = {q["id"]: q for q in healthy["metricQueries"]}
+    assert queries["total"]["expression"] == "SUM([m0, m1])"
+    assert (healthy["comparisonOperator"], healthy["threshold"]) == ("LessThanThreshold", 1)
+
+
 def test_rule_matches_only_the_composite_alarm_and_a_schedule_checks_recovery() -> None:
     plan = failover_plan()
     composite = plan.one("aws:cloudwatch/compositeAlarm:CompositeAlarm")
@@ -147,7 +163,11 @@ def test_function_has_least_privilege_and_its_settings() -> None:
     assert function["architectures"] == ["arm64"]
     assert function["handler"] == "handler.handler"
     assert function["timeout"] == 12
-    assert function["reservedConcurrentExecutions"] == 1
+    assert "reservedConcurrentExecutions" not in function
+    (role,) = plan.of_type("aws:iam/role:Role")
+    trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
+    assert trust["Principal"] == {"Service": "lambda.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     variables = function["environment"]["variables"]
     assert variables == {
         "KVS_ARN": KVS,

@@ -48,7 +48,9 @@ class Aws:
         self.kvs_stub = Stubber(self.kvs)
         self.cloudwatch_stub = Stubber(self.cloudwatch)
 
-    def alarm(self, state: str, held: timedelta) -> None:
+    def alarm(self, state: str, held: timedelta, updated: timedelta | None = None) -> None:
+        """The alarm in ``state`` since ``held`` ago, last updated (a new reason, say)
+        ``updated`` ago (default: when it changed state)."""
         self.cloudwatch_stub.add_response(
             "describe_alarms",
             {
@@ -57,7 +59,8 @@ class Aws:
                     {
                         "AlarmName": ALARM,
                         "StateValue": state,
-                        "StateUpdatedTimestamp": NOW - held,
+                        "StateUpdatedTimestamp": NOW - (held if updated is None else updated),
+                        "StateTransitionedTimestamp": NOW - held,
                         "AlarmRule": 'ALARM("x")',
                     }
                 ],
@@ -173,6 +176,21 @@ def test_ok_after_the_hysteresis_marks_the_region_healthy(aws: Aws) -> None:
     aws.put(HEALTHY, "E7")
     result = aws.run(SCHEDULE_EVENT)
     assert (result["decision"], result["now"]) == ("set", HEALTHY)
+
+
+def test_recovery_counts_from_the_last_state_change_not_the_last_update(aws: Aws) -> None:
+    """OK for 10 minutes, its reason updated 30 s ago: the region recovers. Timed from
+    StateUpdatedTimestamp it would wait for ever while the children keep updating."""
+    aws.alarm("OK", timedelta(minutes=10), updated=timedelta(seconds=30))
+    aws.value(UNHEALTHY)
+    aws.etag("E8")
+    aws.put(HEALTHY, "E8")
+    result = aws.run(SCHEDULE_EVENT)
+    assert (result["decision"], result["now"], result["alarm_held_seconds"]) == (
+        "set",
+        HEALTHY,
+        600,
+    )
 
 
 def test_conflict_on_the_etag_is_retried_then_succeeds(aws: Aws) -> None:

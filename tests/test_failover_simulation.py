@@ -73,7 +73,12 @@ class CloudWatchDouble:
         state, since = self.states[name]
         return {
             "CompositeAlarms": [
-                {"AlarmName": name, "StateValue": state, "StateUpdatedTimestamp": since}
+                {
+                    "AlarmName": name,
+                    "StateValue": state,
+                    "StateUpdatedTimestamp": since,
+                    "StateTransitionedTimestamp": since,
+                }
             ]
         }
 

@@ -116,7 +116,9 @@ def test_unhealthy_hosts_also_sums_every_target_group() -> None:
 def test_alarms_notify_an_encrypted_topic_and_its_subscribers() -> None:
     plan = monitoring_plan(alarm_emails=["ops@example.com", "oncall@example.com"])
     topic = plan.one("aws:sns/topic:Topic")
-    assert topic.inputs["kmsMasterKeyId"] == "alias/aws/sns"
+    key = plan.one("aws:kms/key:Key")
+    # Its own key, not alias/aws/sns: CloudWatch cannot publish under the AWS-managed key.
+    assert topic.inputs["kmsMasterKeyId"] == key.outputs["arn"]
     subscriptions = plan.of_type("aws:sns/topicSubscription:TopicSubscription")
     assert sorted(s.inputs["endpoint"] for s in subscriptions) == [
         "oncall@example.com",
@@ -126,6 +128,22 @@ def test_alarms_notify_an_encrypted_topic_and_its_subscribers() -> None:
     for alarm in alarms(plan).values():
         assert alarm["alarmActions"] == [topic.outputs["arn"]]
         assert alarm["okActions"] == [topic.outputs["arn"]]
+
+
+def test_the_topic_key_lets_cloudwatch_alarms_of_this_account_and_region_publish() -> None:
+    key = monitoring_plan().one("aws:kms/key:Key").inputs
+    assert key["enableKeyRotation"] is True
+    statements = {s["Sid"]: s for s in json.loads(key["policy"])["Statement"]}
+    cloudwatch = statements["CloudWatchAlarmsPublish"]
+    assert cloudwatch["Principal"] == {"Service": "cloudwatch.amazonaws.com"}
+    assert set(cloudwatch["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey*"}
+    assert cloudwatch["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:cloudwatch:ap-southeast-1:123456789012:alarm:*"},
+    }
+    assert statements["AccountAdministers"]["Principal"] == {
+        "AWS": "arn:aws:iam::123456789012:root"
+    }
 
 
 def test_dashboard_body_shows_each_metric_in_the_region() -> None:

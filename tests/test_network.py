@@ -157,6 +157,11 @@ def test_flow_logs_capture_all_traffic_into_a_retained_log_group() -> None:
     role = plan.named("net-flow-logs-role")
     trust = json.loads(role.inputs["assumeRolePolicy"])
     assert trust["Statement"][0]["Principal"] == {"Service": "vpc-flow-logs.amazonaws.com"}
+    # Confused-deputy guard: this account's flow logs in this region only.
+    assert trust["Statement"][0]["Condition"] == {
+        "StringEquals": {"aws:SourceAccount": "123456789012"},
+        "ArnLike": {"aws:SourceArn": "arn:aws:ec2:ap-southeast-1:123456789012:vpc-flow-log/*"},
+    }
     policy = json.loads(plan.named("net-flow-logs-policy").inputs["policy"])
     assert policy["Statement"][0]["Resource"][0] == flow_log.inputs["logDestination"]
 

@@ -257,6 +257,7 @@ def test_traffic_shifting_strategies_get_their_resources(strategy: str, expected
     assert advanced["roleArn"] == role.outputs["arn"]
     trust = json.loads(role.inputs["assumeRolePolicy"])["Statement"][0]
     assert trust["Principal"] == {"Service": "ecs.amazonaws.com"}
+    assert trust["Condition"] == {"StringEquals": {"aws:SourceAccount": "123456789012"}}
     attachment = plan.one("aws:iam/rolePolicyAttachment:RolePolicyAttachment").inputs
     assert attachment["policyArn"] == ECS_LB_INFRASTRUCTURE_POLICY
 

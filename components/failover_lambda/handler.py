@@ -94,10 +94,15 @@ def is_invocation(event: Any, alarm_name: str) -> bool:
 
 def alarm_state(cloudwatch: Any, alarm_name: str, now: datetime) -> tuple[str, float]:
     """The composite alarm's state and how long it has held it (the source of truth:
-    events can arrive late or out of order)."""
+    events can arrive late or out of order).
+
+    "How long" counts from ``StateTransitionedTimestamp``, the last change of
+    ``StateValue``; ``StateUpdatedTimestamp`` moves on any update, a new reason included,
+    so recovery timed from it could be postponed for ever (CloudWatch API reference,
+    CompositeAlarm)."""
     found = cloudwatch.describe_alarms(AlarmNames=[alarm_name], AlarmTypes=["CompositeAlarm"])
     (alarm,) = found["CompositeAlarms"]
-    since = alarm["StateUpdatedTimestamp"]
+    since = alarm["StateTransitionedTimestamp"]
     return alarm["StateValue"], (now - since).total_seconds()
 
 
