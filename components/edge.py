@@ -8,6 +8,7 @@ changing one is a key write, never a republish.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from pathlib import Path
@@ -39,6 +40,10 @@ ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 API_PATH = "/api/*"
 
 HEALTHY = "healthy"
+
+VPC_ORIGIN_TIMEOUT = "30m"
+"""A VPC origin takes about 15 minutes to deploy and can exceed the provider's default
+waiter (terraform-aws-modules/terraform-aws-cloudfront#163)."""
 _SETTINGS_LINE = re.compile(r"^const SETTINGS = .*;$", re.MULTILINE)
 
 Protection = Literal["vpc-origin", "public"]
@@ -75,6 +80,13 @@ def get_failover_worst_case_seconds(connection_attempts: int, connection_timeout
     connection attempt to the first origin times out, then the origin group moves on.
     An origin answering 5xx fails over as soon as it answers."""
     return connection_attempts * connection_timeout
+
+
+def vpc_origin_name(prefix: str, region: str, alb_arn: str, port: int, policy: str) -> str:
+    """``<prefix>-<region>-<hash>``: a new name whenever the endpoint changes, so the
+    replacement can exist beside the VPC origin it replaces."""
+    config = json.dumps([alb_arn, port, policy])
+    return f"{prefix}-{region}-{hashlib.sha256(config.encode()).hexdigest()[:8]}"
 
 
 def kvs_id_from_arn(arn: str) -> str:
@@ -423,10 +435,11 @@ class GeoEdge(pulumi.ComponentResource):
             "connection_timeout": timeouts.get("connection_timeout_seconds", 3),
         }
         if origin["protection"] == "vpc-origin":
+            endpoint = pulumi.Output.all(origin["alb_arn"], origin["port"], protocol_policy)
             vpc_origin = aws.cloudfront.VpcOrigin(
                 f"{name}-vpc-origin-{region}",
                 vpc_origin_endpoint_config=aws.cloudfront.VpcOriginVpcOriginEndpointConfigArgs(
-                    name=f"{prefix}-{region}",
+                    name=endpoint.apply(lambda v: vpc_origin_name(prefix, region, *v)),
                     arn=origin["alb_arn"],
                     http_port=origin["port"],
                     https_port=origin["port"],
@@ -436,7 +449,21 @@ class GeoEdge(pulumi.ComponentResource):
                     ),
                 ),
                 tags=tags,
-                opts=pulumi.ResourceOptions(parent=self),
+                # CloudFront refuses to update a VPC origin a distribution uses (409,
+                # "currently associated with one or more distributions";
+                # hashicorp/terraform-provider-aws#40905). Any endpoint change therefore
+                # replaces it, the new one first under a new name (the name carries the
+                # config's hash), then the distribution moves, then the old one goes.
+                opts=pulumi.ResourceOptions(
+                    parent=self,
+                    replace_on_changes=["vpcOriginEndpointConfig"],
+                    delete_before_replace=False,
+                    custom_timeouts=pulumi.CustomTimeouts(
+                        create=VPC_ORIGIN_TIMEOUT,
+                        update=VPC_ORIGIN_TIMEOUT,
+                        delete=VPC_ORIGIN_TIMEOUT,
+                    ),
+                ),
             )
             self.vpc_origins[region] = vpc_origin
             return aws.cloudfront.DistributionOriginArgs(

@@ -101,8 +101,6 @@ class LoadBalancer(pulumi.ComponentResource):
     """The second target group of blue/green-style deployments, if any."""
     listener: aws.lb.Listener
     """The listener CloudFront connects to."""
-    redirect_listener: aws.lb.Listener | None
-    """``public`` mode: the HTTP listener that only redirects to HTTPS."""
     production_rule: aws.lb.ListenerRule
     """The rule forwarding to the target group(s)."""
     target_group_arn_suffixes: list[pulumi.Output[str]]
@@ -135,22 +133,22 @@ class LoadBalancer(pulumi.ComponentResource):
         cloudfront = aws.ec2.get_managed_prefix_list(
             name=CLOUDFRONT_PREFIX_LIST, opts=pulumi.InvokeOptions(parent=self)
         )
-        ingress_ports = [self.listener_port]
-        if mode == "public":
-            ingress_ports.append(80)
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
             vpc_id=args["vpc_id"],
             description="ALB: from CloudFront's origin-facing ranges only",
+            # One rule: each reference to the CloudFront origin-facing prefix list counts
+            # as 55 rules against the default quota of 60 per group (VPC User Guide,
+            # "AWS-managed prefix list weight"), so a second port would not fit.
+            # CloudFront speaks only the listener's protocol (HTTPS to a public origin).
             ingress=[
                 aws.ec2.SecurityGroupIngressArgs(
                     protocol="tcp",
-                    from_port=port,
-                    to_port=port,
+                    from_port=self.listener_port,
+                    to_port=self.listener_port,
                     prefix_list_ids=[cloudfront.id],
-                    description=f"CloudFront origin-facing, port {port}",
+                    description=f"CloudFront origin-facing, port {self.listener_port}",
                 )
-                for port in sorted(set(ingress_ports))
             ],
             egress=[
                 aws.ec2.SecurityGroupEgressArgs(
@@ -211,27 +209,6 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        self.redirect_listener = None
-        if mode == "public":
-            self.redirect_listener = aws.lb.Listener(
-                f"{name}-redirect",
-                load_balancer_arn=self.alb.arn,
-                port=80,
-                protocol="HTTP",
-                default_actions=[
-                    aws.lb.ListenerDefaultActionArgs(
-                        type="redirect",
-                        redirect=aws.lb.ListenerDefaultActionRedirectArgs(
-                            protocol="HTTPS",
-                            port=str(self.listener_port),
-                            status_code="HTTP_301",
-                        ),
-                    )
-                ],
-                tags=tags,
-                opts=child,
-            )
-
         if origin_secret is not None and mode == "public":
             condition = aws.lb.ListenerRuleConditionArgs(
                 http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(

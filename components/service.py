@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal, Required, TypedDict
 
@@ -224,6 +225,10 @@ class FargateServiceArgs(TypedDict, total=False):
     """The only source the tasks accept traffic from."""
     target_group_arn: Required[pulumi.Input[str]]
     """Production target group."""
+    listener_rule: pulumi.Resource
+    """The listener rule forwarding to the target group. The service is created after it:
+    ECS rejects a service whose target group has no load balancer yet ("The target
+    group ... does not have an associated load balancer"). Default none."""
     container_port: int
     """Default 8000."""
     cpu: int
@@ -386,15 +391,21 @@ class FargateService(pulumi.ComponentResource):
             opts=child,
         )
         repository_arn = args.get("repository_arn")
-        aws.iam.RolePolicy(
-            f"{name}-execution-policy",
-            role=self.execution_role.id,
-            policy=pulumi.Output.all(
-                self.log_group.arn,
-                pulumi.Output.all(*[s.arn for s in self.secrets.values()]),
-                repository_arn,
-            ).apply(lambda v: execution_role_policy(v[0], v[1], v[2])),
-            opts=child,
+        # The service waits for every policy of the roles it uses: tasks started before
+        # the execution role's policy exists cannot pull or log, and the pulumi-aws
+        # aws.ecs.Service docs advise depending on the role policies.
+        role_policies: list[pulumi.Resource] = []
+        role_policies.append(
+            aws.iam.RolePolicy(
+                f"{name}-execution-policy",
+                role=self.execution_role.id,
+                policy=pulumi.Output.all(
+                    self.log_group.arn,
+                    pulumi.Output.all(*[s.arn for s in self.secrets.values()]),
+                    repository_arn,
+                ).apply(lambda v: execution_role_policy(v[0], v[1], v[2])),
+                opts=child,
+            )
         )
         self.task_role = aws.iam.Role(
             f"{name}-task-role",
@@ -405,11 +416,13 @@ class FargateService(pulumi.ComponentResource):
         )
         statements = args.get("task_role_statements", [])
         if statements:
-            aws.iam.RolePolicy(
-                f"{name}-task-policy",
-                role=self.task_role.id,
-                policy=task_role_policy(statements),
-                opts=child,
+            role_policies.append(
+                aws.iam.RolePolicy(
+                    f"{name}-task-policy",
+                    role=self.task_role.id,
+                    policy=task_role_policy(statements),
+                    opts=child,
+                )
             )
 
         health_command = args.get("health_check_command") or default_health_command(
@@ -494,11 +507,13 @@ class FargateService(pulumi.ComponentResource):
                 tags=tags,
                 opts=child,
             )
-            aws.iam.RolePolicyAttachment(
-                f"{name}-infrastructure-policy",
-                role=self.infrastructure_role.name,
-                policy_arn=ECS_LB_INFRASTRUCTURE_POLICY,
-                opts=child,
+            role_policies.append(
+                aws.iam.RolePolicyAttachment(
+                    f"{name}-infrastructure-policy",
+                    role=self.infrastructure_role.name,
+                    policy_arn=ECS_LB_INFRASTRUCTURE_POLICY,
+                    opts=child,
+                )
             )
             load_balancer = aws.ecs.ServiceLoadBalancerArgs(
                 target_group_arn=args["target_group_arn"],
@@ -513,6 +528,17 @@ class FargateService(pulumi.ComponentResource):
 
         alarm_names = deployment.get("alarm_names", [])
         autoscaling = args.get("autoscaling")
+        ignored = []
+        # With autoscaling the scaler owns the task count: a deploy must not reset it to
+        # the configured count in the middle of a traffic peak.
+        if autoscaling is not None:
+            ignored.append("desiredCount")
+        # After a successful blue/green-style deployment ECS swaps which target group
+        # is live; Pulumi must not swap it back (as the rule's actions are ignored).
+        if traffic_shift is not None:
+            ignored.append("loadBalancers")
+        listener_rule = args.get("listener_rule")
+        timeout = f"{service_timeout_minutes(strategy, deployment)}m"
         self.service = aws.ecs.Service(
             f"{name}-service",
             name=self.service_name,
@@ -549,13 +575,23 @@ class FargateService(pulumi.ComponentResource):
             enable_execute_command=False,
             enable_ecs_managed_tags=True,
             propagate_tags="SERVICE",
+            # The capacity-provider strategy cannot change without a new deployment
+            # (pulumi-aws: "Updating this argument requires force_new_deployment =
+            # true"); every update of the service starts one.
+            force_new_deployment=True,
+            # `pulumi up` waits for the deployment to finish: a deployment ECS rolls
+            # back (circuit breaker, alarms) fails the update instead of passing.
+            wait_for_steady_state=True,
             tags=tags,
             opts=pulumi.ResourceOptions(
                 parent=self,
-                depends_on=[capacity],
-                # With autoscaling the scaler owns the task count: a deploy must not
-                # reset it to the configured count in the middle of a traffic peak.
-                ignore_changes=["desired_count"] if autoscaling is not None else None,
+                depends_on=[
+                    capacity,
+                    *role_policies,
+                    *([listener_rule] if listener_rule is not None else []),
+                ],
+                ignore_changes=ignored or None,
+                custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
             ),
         )
 
@@ -607,6 +643,27 @@ class FargateService(pulumi.ComponentResource):
                 ),
                 opts=child,
             )
+
+
+SERVICE_WAIT_MARGIN_MINUTES = 20
+"""The provider's own create/update timeout for a service: tasks starting and passing
+health checks, before any bake time."""
+
+
+def service_timeout_minutes(strategy: DeploymentStrategy, deployment: DeploymentArgs) -> int:
+    """How long ``pulumi up`` waits for a deployment to reach a steady state: the
+    strategy's bake times plus the provider's default margin."""
+    bake = deployment.get("bake_time_minutes", 5)
+    if strategy == "CANARY":
+        baking = deployment.get("canary_bake_time_minutes", 5) + bake
+    elif strategy == "LINEAR":
+        steps = math.ceil(100 / deployment.get("linear_step_percent", 25.0))
+        baking = steps * deployment.get("linear_step_bake_time_minutes", 2) + bake
+    elif strategy == "BLUE_GREEN":
+        baking = bake
+    else:
+        baking = 0
+    return SERVICE_WAIT_MARGIN_MINUTES + baking
 
 
 def _deployment_configuration(

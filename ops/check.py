@@ -6,13 +6,28 @@ from collections import Counter
 from dataclasses import dataclass
 
 from ops.runtime import Plan
-from policies.rules import RULES, Subject, Violation, evaluate
+from policies.rules import RULES, Options, Subject, Violation, evaluate
 
 
 def subjects_of(plan: Plan) -> list[Subject]:
     """The plan's resources as the policy pack sees them (secrets in clear: rules may
     need them, e.g. the host key inside a secret SSH connection; nothing is printed)."""
-    return [Subject(r.type, r.revealed, r.urn, r.parent) for r in plan.resources]
+    return [
+        Subject(
+            r.type,
+            r.revealed,
+            r.urn,
+            r.parent,
+            Options(
+                dependencies=r.dependencies,
+                ignore_changes=r.ignore_changes,
+                replace_on_changes=r.replace_on_changes,
+                delete_before_replace=r.delete_before_replace,
+                timeouts=r.custom_timeouts,
+            ),
+        )
+        for r in plan.resources
+    ]
 
 
 @dataclass(frozen=True)

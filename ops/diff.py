@@ -106,6 +106,7 @@ def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:
         changes = list(_walk(before["inputs"], after["inputs"], ""))
         if before.get("protect") != after.get("protect"):
             changes.append(Change("(protect)", before.get("protect"), after.get("protect")))
+        changes += _walk(before.get("options", {}), after.get("options", {}), "(options)")
         if changes:
             resources.append(ResourceDiff(urn, after["type"], after["name"], "update", changes))
     outputs = list(_walk(base.get("outputs", {}), head.get("outputs", {}), ""))

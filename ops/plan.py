@@ -73,6 +73,20 @@ def plan_config(
     return plan
 
 
+def _options(resource: PlannedResource) -> dict[str, Any]:
+    """The resource options that change how a deploy treats the resource."""
+    options: dict[str, Any] = {}
+    if resource.ignore_changes:
+        options["ignoreChanges"] = list(resource.ignore_changes)
+    if resource.replace_on_changes:
+        options["replaceOnChanges"] = list(resource.replace_on_changes)
+    if resource.delete_before_replace:
+        options["deleteBeforeReplace"] = True
+    if resource.custom_timeouts:
+        options["customTimeouts"] = resource.custom_timeouts
+    return options
+
+
 def plan_document(plan: Plan) -> dict[str, Any]:
     """The stable JSON form: resources sorted by URN, inputs as the engine got them."""
     resources = sorted(plan.resources, key=lambda r: r.urn)
@@ -86,6 +100,7 @@ def plan_document(plan: Plan) -> dict[str, Any]:
                 "parent": r.parent,
                 "protect": r.protect,
                 "inputs": r.inputs,
+                **({"options": options} if (options := _options(r)) else {}),
             }
             for r in resources
         ],

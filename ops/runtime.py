@@ -11,6 +11,7 @@ import base64
 import contextvars
 import hashlib
 import os
+import re
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -49,6 +50,11 @@ class PlannedResource:
     """The id the mocks gave the resource (custom resources only)."""
     ignore_changes: tuple[str, ...] = ()
     dependencies: tuple[str, ...] = ()
+    """URNs the resource waits for: ``depends_on`` and the resources its inputs read."""
+    replace_on_changes: tuple[str, ...] = ()
+    delete_before_replace: bool = False
+    custom_timeouts: dict[str, float] = field(default_factory=dict)
+    """``create`` / ``update`` / ``delete`` -> seconds, where the program set one."""
     outputs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """What the mocks answered (ids, ARNs): lets tests follow references by value."""
     revealed: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
@@ -132,6 +138,29 @@ _NAMED_TYPES = frozenset(
     }
 )
 """Types whose ``name`` output AWS fills in when the program does not set one."""
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)(h|m|s)")
+_UNIT_SECONDS = {"h": 3600, "m": 60, "s": 1}
+
+
+def duration_seconds(text: str) -> float:
+    """A Pulumi custom timeout (``"30m"``, ``"1h30m"``, ``"90s"``) in seconds."""
+    parts = _DURATION.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"not a duration: {text!r}")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)
+
+
+def _timeouts(request: Any) -> dict[str, float]:
+    if not request.HasField("customTimeouts"):
+        return {}
+    timeouts = request.customTimeouts
+    return {
+        name: duration_seconds(value)
+        for name in ("create", "update", "delete")
+        if (value := getattr(timeouts, name))
+    }
 
 
 def _service_of(type_: str) -> str:
@@ -298,6 +327,9 @@ class _RecordingMonitor(mocks.MockMonitor):
                     id=response.id or None,
                     ignore_changes=tuple(request.ignoreChanges),
                     dependencies=tuple(request.dependencies),
+                    replace_on_changes=tuple(request.replaceOnChanges),
+                    delete_before_replace=bool(request.deleteBeforeReplace),
+                    custom_timeouts=_timeouts(request),
                     outputs=_normalize(rpc.deserialize_properties(response.object)),
                     revealed=_normalize(inputs, reveal=True),
                 )

@@ -14,6 +14,7 @@ from pulumi_policy import (
     EnforcementLevel,
     Policy,
     PolicyPack,
+    PolicyResource,
     StackValidationArgs,
     StackValidationPolicy,
 )
@@ -21,9 +22,29 @@ from pulumi_policy import (
 # The pack runs from its own folder: load the rules next to it, not as a package.
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from rules import RULES, Rule, Subject
+from rules import RULES, Options, Rule, Subject
 
 LEVELS = {"mandatory": EnforcementLevel.MANDATORY, "advisory": EnforcementLevel.ADVISORY}
+
+
+def options_of(resource: PolicyResource) -> Options:
+    """What the engine tells the pack of a resource's options (no replaceOnChanges)."""
+    timeouts = resource.opts.custom_timeouts
+    return Options(
+        dependencies=tuple(d.urn for d in resource.dependencies),
+        ignore_changes=tuple(resource.opts.ignore_changes),
+        replace_on_changes=None,
+        delete_before_replace=bool(resource.opts.delete_before_replace),
+        timeouts={
+            name: seconds
+            for name, seconds in (
+                ("create", timeouts.create_seconds),
+                ("update", timeouts.update_seconds),
+                ("delete", timeouts.delete_seconds),
+            )
+            if seconds
+        },
+    )
 
 
 def validator(rule: Rule) -> Callable[[StackValidationArgs, Callable[..., None]], None]:
@@ -34,6 +55,7 @@ def validator(rule: Rule) -> Callable[[StackValidationArgs, Callable[..., None]]
                 props=r.props,
                 urn=r.urn,
                 parent=r.parent.urn if r.parent is not None else None,
+                options=options_of(r),
             )
             for r in args.resources
         ]

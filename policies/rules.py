@@ -17,10 +17,25 @@ import json
 import re
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 Enforcement = Literal["mandatory", "advisory"]
+
+
+@dataclass(frozen=True)
+class Options:
+    """The resource options a rule may need. ``replace_on_changes`` is None where it
+    cannot be seen: pulumi-policy's PolicyResourceOptions does not carry it, so only
+    ``ops check`` enforces the rules that read it."""
+
+    dependencies: tuple[str, ...] = ()
+    """URNs the resource waits for (``depends_on`` and the resources its inputs read)."""
+    ignore_changes: tuple[str, ...] = ()
+    replace_on_changes: tuple[str, ...] | None = ()
+    delete_before_replace: bool = False
+    timeouts: Mapping[str, float] = field(default_factory=dict)
+    """``create`` / ``update`` / ``delete`` -> seconds, where set."""
 
 
 @dataclass(frozen=True)
@@ -31,6 +46,7 @@ class Subject:
     props: Mapping[str, Any]
     urn: str
     parent: str | None = None
+    options: Options = field(default_factory=Options)
 
 
 @dataclass(frozen=True)

@@ -154,6 +154,7 @@ def _service(
         subnet_ids=network.private_subnet_ids,
         load_balancer_security_group_id=load_balancer.security_group.id,
         target_group_arn=load_balancer.target_group.arn,
+        listener_rule=load_balancer.production_rule,
         container_port=svc.container_port,
         cpu=svc.cpu,
         memory=svc.memory,

@@ -127,13 +127,28 @@ def test_one_origin_per_region_through_vpc_origins() -> None:
     for region, alb in (("sg", SG_ALB), ("eu", EU_ALB)):
         config = vpc_origins[alb].inputs["vpcOriginEndpointConfig"]
         assert config["originProtocolPolicy"] == "http-only"
-        assert config["name"] == f"trading-infra-sg-{region}"
+        assert config["name"].startswith(f"trading-infra-sg-{region}-")
         assert origins[region]["vpcOriginConfig"]["vpcOriginId"] == vpc_origins[alb].id
         assert (origins[region]["connectionAttempts"], origins[region]["connectionTimeout"]) == (
             1,
             3,
         )
         assert origins[region]["vpcOriginConfig"]["originReadTimeout"] == 30
+
+
+def test_a_vpc_origin_endpoint_change_replaces_it_first_under_a_new_name() -> None:
+    """CloudFront refuses updates to a VPC origin in use (409): any endpoint change must
+    replace it, create-before-delete, and the new one needs a name of its own."""
+    before = edge_plan().named("edge-vpc-origin-eu")
+    moved = edge_plan(
+        origins=[origin("sg", SG_ALB), origin("eu", EU_ALB.replace("/2", "/3"))]
+    ).named("edge-vpc-origin-eu")
+    assert before.replace_on_changes == ("vpcOriginEndpointConfig",)
+    assert before.delete_before_replace is False
+    assert before.custom_timeouts == {"create": 1800, "update": 1800, "delete": 1800}
+    names = {r.inputs["vpcOriginEndpointConfig"]["name"] for r in (before, moved)}
+    assert len(names) == 2
+    assert edge_plan().named("edge-vpc-origin-eu").inputs == before.inputs  # stable
 
 
 def test_https_listener_means_https_only_to_the_origin() -> None:

@@ -83,21 +83,20 @@ def test_ingress_only_from_cloudfront_and_egress_only_to_the_vpc(mode: str) -> N
     group = plan.one("aws:ec2/securityGroup:SecurityGroup").inputs
     assert ingress_cidrs(plan.one("aws:ec2/securityGroup:SecurityGroup")) == []
     assert {tuple(rule["prefixListIds"]) for rule in group["ingress"]} == {(PREFIX_LIST,)}
-    ports = sorted(rule["fromPort"] for rule in group["ingress"])
-    assert ports == ([80, 443] if mode == "public" else [80])
+    # One rule only: each prefix-list reference weighs 55 of the group's 60 rules.
+    ports = [rule["fromPort"] for rule in group["ingress"]]
+    assert ports == ([443] if mode == "public" else [80])
     assert [(e["fromPort"], e["toPort"], e["cidrBlocks"]) for e in group["egress"]] == [
         (8000, 8000, ["10.10.0.0/16"])
     ]
 
 
-def test_public_mode_redirects_http_and_requires_the_secret_header() -> None:
+def test_public_mode_listens_on_https_only_and_requires_the_secret_header() -> None:
     plan = public_plan()
     assert plan.one("aws:lb/loadBalancer:LoadBalancer").inputs["internal"] is False
     by_port = listeners(plan)
+    assert list(by_port) == [443]
     assert by_port[443]["protocol"] == "HTTPS"
-    redirect = by_port[80]["defaultActions"][0]
-    assert redirect["type"] == "redirect"
-    assert redirect["redirect"] == {"protocol": "HTTPS", "port": "443", "statusCode": "HTTP_301"}
     rule = plan.one("aws:lb/listenerRule:ListenerRule")
     # The condition carries the secret, so the engine stores the whole list encrypted.
     assert rule.inputs["conditions"] == SECRET_PLACEHOLDER

@@ -27,7 +27,11 @@ def test_json_plan_has_the_documented_shape() -> None:
     urns = [r["urn"] for r in document["resources"]]
     assert urns == sorted(urns)
     for resource in document["resources"]:
-        assert set(resource) == {"urn", "type", "name", "parent", "protect", "inputs"}
+        assert {"urn", "type", "name", "parent", "protect", "inputs"} <= set(resource)
+        assert set(resource) - {"urn", "type", "name", "parent", "protect", "inputs"} <= {"options"}
+    service = next(r for r in document["resources"] if r["type"] == "aws:ecs/service:Service")
+    assert service["options"]["ignoreChanges"] == ["desiredCount"]
+    assert service["options"]["customTimeouts"] == {"create": 1200, "update": 1200}
     vpc = next(r for r in document["resources"] if r["type"] == "aws:ec2/vpc:Vpc")
     assert vpc["inputs"]["cidrBlock"] == "10.20.0.0/16"
     assert vpc["parent"].endswith("trading-infra:network:Network::network")

@@ -119,8 +119,8 @@ BREAKS: dict[str, tuple[str, str, Mutation | str]] = {
     ),
     "public-listeners-https": (
         "sg-public",
-        "alb-redirect",
-        lambda p: p.update(defaultActions=[{"type": "forward"}]),
+        "alb-listener",
+        lambda p: p.update(protocol="HTTP", port=80),
     ),
     "listener-tls-policy": (
         "sg-public",
@@ -248,7 +248,7 @@ def test_public_variant_really_is_public_with_https() -> None:
     protocols = sorted(
         listener.inputs["protocol"] for listener in plan.of_type("aws:lb/listener:Listener")
     )
-    assert protocols == ["HTTP", "HTTPS"]
+    assert protocols == ["HTTPS"]
     (dist,) = plan.of_type("aws:cloudfront/distribution:Distribution")
     configs = [o["customOriginConfig"] for o in dist.revealed["origins"]]
     assert [c["originProtocolPolicy"] for c in configs] == ["https-only", "https-only"]

@@ -198,7 +198,20 @@ def test_service_is_wired_to_the_load_balancer_and_alarms(stack: str) -> None:
         f"trading-api-{stack}-target-5xx-rate",
         f"trading-api-{stack}-elb-5xx",
     ]
-    assert service.ignore_changes == ("desiredCount",)
+    # Autoscaled everywhere; sg (CANARY) also leaves the live target group to ECS.
+    blue_green = stack == "sg"
+    assert service.ignore_changes == (
+        ("desiredCount", "loadBalancers") if blue_green else ("desiredCount",)
+    )
+    # Created after its listener rule (ECS rejects a target group without a load
+    # balancer) and after every policy of the roles it uses.
+    needed = ["alb-production-rule", "api-execution-policy"]
+    if blue_green:
+        needed.append("api-infrastructure-policy")
+    for name in needed:
+        assert plan.named(name).urn in service.dependencies, name
+    assert service.inputs["waitForSteadyState"] is True
+    assert service.inputs["forceNewDeployment"] is True
     # vpc-origin: the ALB is internal, in the private subnets.
     private = sorted(
         str(s.id)
