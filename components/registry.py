@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import fnmatch
 import hashlib
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
+from docker.utils.build import exclude_paths
 
 from components.tagging import component_tags
 
@@ -54,28 +55,48 @@ def lifecycle_policy(keep_last_images: int, untagged_expiry_days: int) -> str:
 
 
 def _ignore_patterns(context: Path) -> list[str]:
+    """The context's .dockerignore lines, as Docker reads them (comments and blank lines
+    dropped)."""
     ignore_file = context / ".dockerignore"
     if not ignore_file.is_file():
         return []
     lines = (line.strip() for line in ignore_file.read_text().splitlines())
-    return [line.rstrip("/") for line in lines if line and not line.startswith("#")]
+    return [line for line in lines if line and not line.startswith("#")]
 
 
-def context_digest(context: Path) -> str:
-    """SHA-256 over the build context's files (paths and contents), minus .dockerignore.
+def image_digest(
+    context: Path,
+    dockerfile: Path,
+    platform: str,
+    build_args: Mapping[str, str] | None = None,
+) -> str:
+    """SHA-256 over everything that changes the image: the files Docker sends from the
+    context (after .dockerignore, with its ``**`` and ``!`` re-includes, matched by
+    docker-py's port of moby's matcher), the Dockerfile (inside the context or not), the
+    platform and the build args.
 
-    Used as the image tag: the repository's tags are immutable, so a new build needs a
-    new tag, and an unchanged context must keep its tag so nothing is rebuilt.
+    Used as the image tag: the repository's tags are immutable, so anything that makes
+    pulumi-docker rebuild must give a new tag (or the push is refused), and an unchanged
+    build keeps its tag so nothing is rebuilt.
     """
-    patterns = _ignore_patterns(context)
+    relative_dockerfile = (
+        dockerfile.relative_to(context).as_posix()
+        if dockerfile.is_relative_to(context)
+        else dockerfile.name
+    )
+    sent = exclude_paths(str(context), _ignore_patterns(context), dockerfile=relative_dockerfile)
     digest = hashlib.sha256()
-    for path in sorted(p for p in context.rglob("*") if p.is_file()):
-        relative = path.relative_to(context).as_posix()
-        parts = relative.split("/")
-        prefixes = ["/".join(parts[: i + 1]) for i in range(len(parts))]
-        if any(fnmatch.fnmatch(prefix, pattern) for prefix in prefixes for pattern in patterns):
-            continue
-        digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
+    header = {
+        "platform": platform,
+        "dockerfile": relative_dockerfile,
+        "args": dict(sorted((build_args or {}).items())),
+    }
+    digest.update(json.dumps(header, sort_keys=True).encode() + b"\0")
+    digest.update(b"dockerfile\0" + dockerfile.read_bytes() + b"\0")
+    for relative in sorted(sent):
+        path = context / relative
+        if path.is_file():
+            digest.update(relative.encode() + b"\0" + path.read_bytes() + b"\0")
     return digest.hexdigest()
 
 
@@ -88,6 +109,8 @@ class ImageBuildArgs(TypedDict, total=False):
     """Dockerfile path relative to the context. Default ``Dockerfile``."""
     platform: str
     """Target platform. Default ``linux/amd64``."""
+    args: Mapping[str, str]
+    """Build arguments. Default none."""
 
 
 class ContainerRegistryArgs(TypedDict, total=False):
@@ -179,7 +202,10 @@ class ContainerRegistry(pulumi.ComponentResource):
 
     def _build(self, name: str, build: ImageBuildArgs) -> docker.Image:
         context = Path(build["context"])
-        tag = context_digest(context)[:16]
+        dockerfile = context / build.get("dockerfile", "Dockerfile")
+        platform = build.get("platform", "linux/amd64")
+        args = dict(build.get("args", {}))
+        tag = image_digest(context, dockerfile, platform, args)[:16]
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id,
             opts=pulumi.InvokeOutputOptions(parent=self),
@@ -189,8 +215,9 @@ class ContainerRegistry(pulumi.ComponentResource):
             image_name=self.repository.repository_url.apply(lambda url: f"{url}:{tag}"),
             build=docker.DockerBuildArgs(
                 context=str(context),
-                dockerfile=str(context / build.get("dockerfile", "Dockerfile")),
-                platform=build.get("platform", "linux/amd64"),
+                dockerfile=str(dockerfile),
+                platform=platform,
+                args=args or None,
             ),
             registry=docker.RegistryArgs(
                 server=self.repository.repository_url,

@@ -10,7 +10,7 @@ import pytest
 from components.registry import (
     ContainerRegistry,
     ContainerRegistryArgs,
-    context_digest,
+    image_digest,
     lifecycle_policy,
 )
 from ops.runtime import SECRET_PLACEHOLDER, Plan
@@ -58,6 +58,7 @@ def test_lifecycle_policy_rejects_non_positive_counts(keep: int, days: int) -> N
 
 
 def make_context(tmp_path: Path) -> Path:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     (tmp_path / "Dockerfile").write_text("FROM scratch\n")
     (tmp_path / "main.py").write_text("print('v1')\n")
     (tmp_path / "tests").mkdir()
@@ -66,26 +67,71 @@ def make_context(tmp_path: Path) -> Path:
     return tmp_path
 
 
-def test_context_digest_follows_content(tmp_path: Path) -> None:
+def digest(context: Path, dockerfile: str = "Dockerfile", **overrides) -> str:
+    options = {"platform": "linux/amd64", "build_args": None, **overrides}
+    return image_digest(context, context / dockerfile, **options)
+
+
+def test_image_digest_follows_content(tmp_path: Path) -> None:
     context = make_context(tmp_path)
-    first = context_digest(context)
-    assert context_digest(context) == first
+    first = digest(context)
+    assert digest(context) == first
     (context / "main.py").write_text("print('v2')\n")
-    assert context_digest(context) != first
+    assert digest(context) != first
 
 
-def test_context_digest_skips_dockerignored_files(tmp_path: Path) -> None:
+def test_image_digest_skips_dockerignored_files(tmp_path: Path) -> None:
     context = make_context(tmp_path)
-    first = context_digest(context)
+    first = digest(context)
     (context / "tests" / "test_main.py").write_text("assert 1 == 1\n")
-    assert context_digest(context) == first
+    assert digest(context) == first
 
 
-def test_context_digest_covers_renames(tmp_path: Path) -> None:
+def test_image_digest_covers_renames(tmp_path: Path) -> None:
     context = make_context(tmp_path)
-    first = context_digest(context)
+    first = digest(context)
     (context / "main.py").rename(context / "app.py")
-    assert context_digest(context) != first
+    assert digest(context) != first
+
+
+def test_image_digest_follows_dockerignore_re_includes_and_double_star(tmp_path: Path) -> None:
+    """`!` re-includes a file Docker then sends; `**` matches at any depth."""
+    context = make_context(tmp_path)
+    (context / "docs").mkdir()
+    (context / "docs" / "keep.md").write_text("v1\n")
+    (context / "docs" / "drop.md").write_text("v1\n")
+    (context / "deep" / "er").mkdir(parents=True)
+    (context / "deep" / "er" / "x.pyc").write_text("v1\n")
+    (context / ".dockerignore").write_text("tests/\ndocs\n!docs/keep.md\n**/*.pyc\n")
+    first = digest(context)
+    (context / "docs" / "keep.md").write_text("v2\n")
+    assert digest(context) != first, "a re-included file is sent"
+    second = digest(context)
+    (context / "docs" / "drop.md").write_text("v2\n")
+    (context / "deep" / "er" / "x.pyc").write_text("v2\n")
+    assert digest(context) == second, "ignored files are not"
+
+
+def test_image_digest_changes_with_platform_dockerfile_and_build_args(tmp_path: Path) -> None:
+    """pulumi-docker rebuilds when any build input changes; with immutable tags each of
+    these must therefore give a new tag, or the push is refused."""
+    context = make_context(tmp_path)
+    (context / "Dockerfile.arm").write_text("FROM scratch\n")
+    base = digest(context)
+    assert digest(context, platform="linux/arm64") != base
+    assert digest(context, "Dockerfile.arm") != base
+    assert digest(context, build_args={"VERSION": "2"}) != base
+    (context / "Dockerfile").write_text("FROM scratch\nUSER 10001\n")
+    assert digest(context) != base
+
+
+def test_image_digest_reads_a_dockerfile_outside_the_context(tmp_path: Path) -> None:
+    context = make_context(tmp_path / "ctx")
+    outside = tmp_path / "Dockerfile.prod"
+    outside.write_text("FROM scratch\n")
+    first = image_digest(context, outside, "linux/amd64")
+    outside.write_text("FROM scratch\nUSER 1\n")
+    assert image_digest(context, outside, "linux/amd64") != first
 
 
 # --- the component ------------------------------------------------------------------
@@ -120,7 +166,7 @@ def test_built_image_is_tagged_by_context_and_referenced_by_digest() -> None:
 
     plan = run_component(program)
     image = plan.one("docker:index/image:Image")
-    tag = context_digest(ROOT / "app")[:16]
+    tag = image_digest(ROOT / "app", ROOT / "app" / "Dockerfile", "linux/amd64")[:16]
     url = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com/trading-api"
     assert image.inputs["imageName"] == f"{url}:{tag}"
     assert image.inputs["build"] == {
