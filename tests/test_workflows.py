@@ -209,3 +209,53 @@ def test_run_blocks_pass_shellcheck(where: str, script: str, name: str) -> None:
         timeout=60,
     )
     assert result.returncode == 0, f"{where}\n{result.stdout}"
+
+
+def eval_condition(condition: str, matrix: dict[str, str]) -> bool:
+    """The few ``if:`` forms the workflows use on the matrix: ``matrix.stack == 'x'``,
+    ``!=``, ``&&``."""
+    clauses = [c.strip() for c in condition.split("&&") if c.strip()]
+    for clause in clauses:
+        match = re.fullmatch(r"matrix\.(\w[\w-]*) (==|!=) '([^']*)'", clause)
+        if match is None:
+            return True  # not about the matrix: assume it can run
+        key, operator, value = match.groups()
+        if (matrix.get(key) == value) != (operator == "=="):
+            return False
+    return True
+
+
+def _touches_sg(job: dict[str, Any], step: dict[str, Any]) -> bool:
+    stack_name = str(step.get("with", {}).get("stack-name", ""))
+    if stack_name.endswith("/sg"):
+        return True
+    if "matrix.stack" in stack_name:
+        include = job.get("strategy", {}).get("matrix", {}).get("include", [])
+        return any(entry.get("stack") == "sg" for entry in include)
+    return False
+
+
+def test_every_job_that_previews_or_deploys_sg_builds_the_lambda_layer_first() -> None:
+    """The sg program packages build/lambda-layer (pulumi.FileArchive): a preview or up
+    of sg without `make lambda-layer` before it fails, and the drift workflow would
+    then report changes every night."""
+    checked = 0
+    for name in NAMES:
+        for job_name, job in jobs(name).items():
+            job_steps = steps(job)
+            for index, step in enumerate(job_steps):
+                uses = str(step.get("uses", ""))
+                command = step.get("with", {}).get("command")
+                if not uses.startswith("pulumi/actions") or command not in ("preview", "up"):
+                    continue
+                if not _touches_sg(job, step):
+                    continue
+                checked += 1
+                builds = [
+                    s
+                    for s in job_steps[:index]
+                    if "make lambda-layer" in str(s.get("run", ""))
+                    and eval_condition(str(s.get("if", "")), {"stack": "sg"})
+                ]
+                assert builds, f"{name}: job {job_name} runs pulumi {command} on sg first"
+    assert checked >= 2  # deploy's up and drift's preview at least
