@@ -8,7 +8,13 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from ops.runtime import SECRET_PLACEHOLDER, Plan, PlannedResource, run_mocked
+from ops.runtime import (
+    MOCK_ORGANIZATION,
+    SECRET_PLACEHOLDER,
+    Plan,
+    PlannedResource,
+    run_mocked,
+)
 from ops.stackfiles import StackFileError, read_project, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -34,7 +40,7 @@ def plan_config(
     the fallback's real output shape. Raises ``ConfigError`` when the config is invalid.
     """
     import stacks
-    from stacks.config import PROJECT, REQUIRED_SECRETS, parse_stack_config
+    from stacks.config import PROJECT, REQUIRED_SECRETS, local_stack_regions, parse_stack_config
 
     # Required secrets are never committed: plan with a placeholder in their place.
     role = values.get(f"{PROJECT}:role", "")
@@ -45,24 +51,30 @@ def plan_config(
     ]
     values = {**values, **dict.fromkeys(missing, SECRET_PLACEHOLDER)}
     secret_keys = [*secret_keys, *missing]
-    typed = parse_stack_config(values, stack, secret_keys)
+    typed = parse_stack_config(values, stack, secret_keys, stack_regions=local_stack_regions(root))
     references: dict[str, Mapping[str, Any]] = dict(stack_outputs or {})
     edge = getattr(typed, "edge", None)
+    project = read_project(root)["name"]
+    reference = (
+        f"{MOCK_ORGANIZATION}/{project}/{edge.fallback_stack}"
+        if edge is not None and edge.fallback_stack
+        else None
+    )
     if (
         edge is not None
-        and edge.fallback_stack
         and edge.fallback_region
-        and edge.fallback_stack not in references
+        and reference is not None
+        and reference not in references
     ):
         if not (root / f"Pulumi.{edge.fallback_region}.yaml").is_file():
             raise StackFileError(
                 f"edge.fallbackStack {edge.fallback_stack!r} has no local "
                 f"Pulumi.{edge.fallback_region}.yaml to plan it from"
             )
-        references[edge.fallback_stack] = plan_stack(edge.fallback_region, root).outputs
+        references[reference] = plan_stack(edge.fallback_region, root).outputs
     plan = run_mocked(
         stacks.main,
-        project=read_project(root)["name"],
+        project=project,
         stack=stack,
         config=values,
         secret_keys=list(secret_keys),

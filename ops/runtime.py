@@ -27,6 +27,8 @@ from pulumi.runtime.stack import run_pulumi_func
 from pulumi.runtime.sync_await import _sync_await
 
 MOCK_ACCOUNT = "123456789012"
+MOCK_ORGANIZATION = "organization"
+"""The organization plans run in: a self-managed backend's."""
 SECRET_PLACEHOLDER = "[secret]"  # noqa: S105 (a display marker, not a credential)
 """What a secret value is shown as in a plan."""
 
@@ -379,7 +381,14 @@ def run_mocked(
             default_region=all_config.get("aws:region", "us-east-1"), stack_outputs=stack_outputs
         )
         monitor = _RecordingMonitor(plan_mocks, plan)
-        mocks.set_mocks(plan_mocks, project=project, stack=stack, preview=False, monitor=monitor)
+        mocks.set_mocks(
+            plan_mocks,
+            project=project,
+            stack=stack,
+            preview=False,
+            monitor=monitor,
+            organization=MOCK_ORGANIZATION,
+        )
         try:
             _sync_await(run_pulumi_func(program))
         except BaseException:

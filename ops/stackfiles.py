@@ -42,6 +42,49 @@ def _replace_secure(value: Any) -> Any:
     return value
 
 
+def _key_problems(value: Any, path: str) -> list[str]:
+    """Mapping keys YAML did not read as strings (``NO:`` is false in YAML 1.1)."""
+    problems: list[str] = []
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                problems.append(
+                    f"{path}: key {key!r} is not a string (YAML reads unquoted NO, YES, ON, "
+                    "OFF, Y, N as booleans and digits as numbers); quote it, e.g. 'NO': eu"
+                )
+                continue
+            problems += _key_problems(item, f"{path}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            problems += _key_problems(item, f"{path}[{index}]")
+    return problems
+
+
+def _leaves(value: Any, path: str) -> list[tuple[str, bool]]:
+    """(path, is secure) of every value under ``value``; a ``secure:`` object is a leaf."""
+    if isinstance(value, dict):
+        if set(value) == {"secure"}:
+            return [(path, True)]
+        return [leaf for key, item in value.items() for leaf in _leaves(item, f"{path}.{key}")]
+    if isinstance(value, list):
+        return [leaf for i, item in enumerate(value) for leaf in _leaves(item, f"{path}[{i}]")]
+    return [(path, False)]
+
+
+def plain_text_in_secrets(key: str, value: Any) -> list[str]:
+    """Plain values inside an object that also holds ``secure:`` values. The engine marks
+    the whole key secret, so the program cannot tell; the stack file can."""
+    leaves = _leaves(value, key)
+    if not any(secure for _, secure in leaves):
+        return []
+    return [
+        f"{path}: stored in plain text beside encrypted values; set it with "
+        f"`pulumi config set --secret --path '{path.split(':', 1)[-1]}' VALUE`"
+        for path, secure in leaves
+        if not secure
+    ]
+
+
 def _as_engine_string(value: Any) -> str:
     """Scalars as the CLI writes them (``true``, ``3``), objects and lists as JSON."""
     if isinstance(value, str):
@@ -84,8 +127,13 @@ def read_stack_config(root: Path, stack: str) -> StackConfigFile:
     except yaml.YAMLError as error:
         raise StackFileError(f"{path.name} is not valid YAML: {error}") from None
     merged = _project_defaults(project_file, project)
+    problems: list[str] = []
     for key, value in (document.get("config") or {}).items():
         merged[_qualified(project, key)] = value
+        problems += _key_problems(value, _qualified(project, key))
+        problems += plain_text_in_secrets(_qualified(project, key), value)
+    if problems:
+        raise StackFileError(f"{path.name}:\n  " + "\n  ".join(problems))
     secret_keys = sorted(key for key, value in merged.items() if _has_secure(value))
     values = {key: _as_engine_string(_replace_secure(value)) for key, value in merged.items()}
     return StackConfigFile(values=values, secret_keys=secret_keys)

@@ -17,11 +17,13 @@ import binascii
 import difflib
 import ipaddress
 import json
+import re
 from collections.abc import Collection, Mapping, Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 import pulumi
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -577,9 +579,11 @@ class CustomDomainConfig(_Section):
 class EdgeConfig(_Section):
     """``trading-infra:edge``: the global CloudFront entry point (primary stack only)."""
 
-    fallback_stack: Annotated[str, Field(pattern=r"^[\w.-]+/[\w.-]+/[\w.-]+$")] | None = None
-    """Fully qualified fallback stack (``org/trading-infra/eu``); its name is the fallback
-    region id. Unset: the edge serves the primary origin alone."""
+    fallback_stack: str | None = None
+    """The fallback stack's name (``eu``), also its region id. The reference is
+    ``<organization>/<project>/<name>`` with the organization and project of the
+    deploying stack (``pulumi.get_organization()``), so it resolves on Pulumi Cloud and
+    self-managed backends alike. Unset: the edge serves the primary origin alone."""
     default_region: str
     """Region id serving countries without a route. Required."""
     routes: dict[str, str] = Field(default_factory=dict)
@@ -617,8 +621,32 @@ class EdgeConfig(_Section):
 
     @property
     def fallback_region(self) -> str | None:
-        """The fallback's region id: the last part of ``fallbackStack``."""
-        return self.fallback_stack.rsplit("/", 1)[1] if self.fallback_stack else None
+        """The fallback's region id: its stack name."""
+        return self.fallback_stack
+
+    @field_validator("fallback_stack")
+    @classmethod
+    def _stack_name(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is None:
+            return None
+        if "/" in value:
+            raise ValueError(
+                f"{value!r}: give the stack name only (e.g. 'eu'); the organization and "
+                "project are the deploying stack's own"
+            )
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", value):
+            raise ValueError(f"{value!r} is not a stack name (lower case, digits, . _ -)")
+        context = info.context or {}
+        if context.get("role", "primary") == "primary" and value == context.get("stack"):
+            raise ValueError(f"{value!r} is this stack; name the fallback stack")
+        regions = context.get("stack_regions", {})
+        own, theirs = context.get("region"), regions.get(value)
+        if own is not None and theirs == own:
+            raise ValueError(
+                f"stack {value!r} is in {own} too (its Pulumi.{value}.yaml); a fallback in "
+                "the primary's region fails with it. Deploy the fallback to another region"
+            )
+        return value
 
     @field_validator("routes")
     @classmethod
@@ -686,6 +714,16 @@ class FailoverConfig(_Section):
     """Timeout of the health-writing Lambda. Default 10."""
     layer_path: str = "build/lambda-layer"
     """Lambda layer directory built by ``make lambda-layer``. Default ``build/lambda-layer``."""
+
+    @field_validator("layer_path")
+    @classmethod
+    def _layer_built(cls, value: str, info: ValidationInfo) -> str:
+        if (info.context or {}).get("check_artifacts") and not Path(value).is_dir():
+            raise ValueError(
+                f"{value!r} does not exist; build the failover Lambda's layer with "
+                "`make lambda-layer` before `pulumi preview` or `pulumi up`"
+            )
+        return value
 
     @model_validator(mode="after")
     def _primary_only(self, info: ValidationInfo) -> FailoverConfig:
@@ -1081,14 +1119,36 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
     return f"{key}: {message}"
 
 
+def local_stack_regions(root: Path) -> dict[str, str]:
+    """Stack name -> ``aws:region`` of every ``Pulumi.<stack>.yaml`` in ``root``: lets the
+    edge's config see where its fallback stack deploys."""
+    regions = {}
+    for path in sorted(root.glob("Pulumi.*.yaml")):
+        try:
+            document = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError:
+            continue
+        region = (document.get("config") or {}).get(REGION_KEY)
+        if isinstance(region, str):
+            regions[path.name[len("Pulumi.") : -len(".yaml")]] = region
+    return regions
+
+
 def parse_stack_config(
-    raw: Mapping[str, Any], stack: str, secret_keys: Collection[str] = ()
+    raw: Mapping[str, Any],
+    stack: str,
+    secret_keys: Collection[str] = (),
+    *,
+    stack_regions: Mapping[str, str] | None = None,
+    check_artifacts: bool = False,
 ) -> StackConfig:
     """Validate a stack's raw config (``{"trading-infra:network": "{...}"}``).
 
     Keys of other namespaces than the project's are provider settings and pass through,
-    except ``aws:region``, the stack's region. Raises ``ConfigError`` listing every
-    problem.
+    except ``aws:region``, the stack's region. ``stack_regions`` (stack -> region, from
+    the project's stack files) lets cross-stack settings be checked; ``check_artifacts``
+    requires built artifacts (the Lambda layer) to exist, as a real deploy does (offline
+    plans do not package them). Raises ``ConfigError`` listing every problem.
     """
     document: dict[str, Any] = {}
     for key, value in raw.items():
@@ -1108,7 +1168,14 @@ def parse_stack_config(
     try:
         return model.model_validate(
             document,
-            context={"secret_keys": set(secret_keys), "stack": stack, "role": role},
+            context={
+                "secret_keys": set(secret_keys),
+                "stack": stack,
+                "role": role,
+                "region": document.get(REGION_KEY),
+                "stack_regions": dict(stack_regions or {}),
+                "check_artifacts": check_artifacts,
+            },
         )
     except ValidationError as error:
         problems = sorted({_describe(detail, model) for detail in error.errors()})
@@ -1125,4 +1192,18 @@ def load_stack_config() -> StackConfig:
 
     raw = {**runtime_config.get_config_env(), **runtime_config.CONFIG.get()}
     secret_keys = {*runtime_config.get_config_secret_keys_env(), *runtime_config._SECRET_KEYS.get()}
-    return parse_stack_config(raw, pulumi.get_stack(), secret_keys)
+    return parse_stack_config(
+        raw,
+        pulumi.get_stack(),
+        secret_keys,
+        stack_regions=local_stack_regions(Path.cwd()),
+        check_artifacts=not _mocked(),
+    )
+
+
+def _mocked() -> bool:
+    """Whether Pulumi's mock runtime runs the program (``ops plan``, tests): it packages
+    no archive, so built artifacts need not exist; a real preview or up does."""
+    from pulumi.runtime import mocks, settings
+
+    return isinstance(settings.SETTINGS.monitor, mocks.MockMonitor)

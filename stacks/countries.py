@@ -254,5 +254,14 @@ ISO_3166_ALPHA_2 = frozenset(
     ]
 )
 
-COMMON_MISTAKES = {"UK": "GB", "EN": "GB", "EU": None}
+COMMON_MISTAKES = {
+    "UK": "GB",
+    "EN": "GB",
+    "EU": None,
+    # YAML 1.1 reads unquoted NO/N/OFF as false and YES/Y/ON as true.
+    "false": "'NO' (Norway), quoted: YAML reads an unquoted NO as false",
+    "False": "'NO' (Norway), quoted: YAML reads an unquoted NO as false",
+    "true": "a quoted country code: YAML reads an unquoted YES/ON/Y as true",
+    "True": "a quoted country code: YAML reads an unquoted YES/ON/Y as true",
+}
 """Codes people write that ISO does not have, with the code they meant (None: no code)."""

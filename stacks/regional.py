@@ -319,6 +319,13 @@ def _fallback_origin(
     return origin
 
 
+def fallback_reference(stack: str) -> str:
+    """``<organization>/<project>/<stack>``: the deploying stack's own organization and
+    project, right on Pulumi Cloud and on self-managed backends (whose organization is
+    ``organization``)."""
+    return f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
+
+
 def build_primary(config: RegionalStackConfig) -> None:
     """The primary region's backend and the global edge in front of both regions."""
     edge = config.edge
@@ -341,7 +348,7 @@ def build_primary(config: RegionalStackConfig) -> None:
     origins = [primary]
     fallback: pulumi.StackReference | None = None
     if edge.fallback_stack and edge.fallback_region:
-        fallback = pulumi.StackReference(edge.fallback_stack)
+        fallback = pulumi.StackReference(fallback_reference(edge.fallback_stack))
         origins.append(
             _fallback_origin(config, fallback, edge.fallback_stack, edge.fallback_region)
         )

@@ -406,3 +406,39 @@ def test_https_origin_needs_its_domain_name() -> None:
         SG, "loadBalancer", certificateArn="arn:aws:acm:ap-southeast-1:111122223333:certificate/x"
     )
     assert "certificateArn needs originDomainName" in only_problem(raw)
+
+
+def test_fallback_stack_is_a_stack_name_resolved_in_the_deploying_organization() -> None:
+    message = only_problem(edge(fallbackStack="organization/trading-infra/eu"))
+    assert message.startswith("trading-infra:edge.fallbackStack: ")
+    assert "give the stack name only (e.g. 'eu')" in message
+    assert "is not a stack name" in only_problem(edge(fallbackStack="EU Frankfurt"))
+    assert "is this stack" in only_problem(edge(fallbackStack="sg", routes={}))
+
+
+def test_a_fallback_in_the_primary_region_is_rejected() -> None:
+    regions = {"sg": "ap-southeast-1", "eu": "ap-southeast-1"}
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(SG, "sg", stack_regions=regions)
+    (message,) = raised.value.problems
+    assert message.startswith("trading-infra:edge.fallbackStack: stack 'eu' is in ")
+    assert "Deploy the fallback to another region" in message
+    parse_stack_config(SG, "sg", stack_regions={"eu": "eu-central-1"})
+
+
+def test_a_route_key_yaml_read_as_a_boolean_gets_a_hint_to_quote_it() -> None:
+    message = only_problem(edge(routes={"false": "eu", "US": "sg"}))
+    assert "did you mean 'NO' (Norway), quoted" in message
+
+
+def test_a_real_deploy_needs_the_lambda_layer_built(tmp_path) -> None:
+    missing = str(tmp_path / "no-layer")
+    raw = with_section(SG, "failover", layerPath=missing)
+    parse_stack_config(raw, "sg")  # offline plans package nothing
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(raw, "sg", check_artifacts=True)
+    (message,) = raised.value.problems
+    assert message.startswith("trading-infra:failover.layerPath: ")
+    assert "`make lambda-layer`" in message
+    (tmp_path / "no-layer").mkdir()
+    parse_stack_config(raw, "sg", check_artifacts=True)

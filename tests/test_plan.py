@@ -12,7 +12,7 @@ import pytest
 from ops.__main__ import main
 from ops.plan import plan_stack, render_json
 from ops.runtime import SECRET_PLACEHOLDER
-from ops.stackfiles import read_stack_config
+from ops.stackfiles import StackFileError, read_stack_config
 from tests.support import ROOT
 
 
@@ -91,6 +91,31 @@ def test_unknown_stack_exits_1(capsys: pytest.CaptureFixture[str]) -> None:
     assert "no Pulumi.nope.yaml; known stacks: eu, sg" in capsys.readouterr().err
 
 
+def test_stack_file_problems_are_named_all_at_once(tmp_path: Path) -> None:
+    """A plain value beside encrypted ones (the engine marks the whole key secret, so
+    only the file shows it) and a key YAML reads as a boolean (``NO:`` is false)."""
+    root = write_project(
+        tmp_path,
+        "config:\n"
+        "  role: primary\n"
+        "  trading-infra:serviceSecrets:\n"
+        "    API_KEY:\n"
+        "      secure: AAABADQXFlU=\n"
+        "    API_SECRET: hunter2\n"
+        "  trading-infra:edge:\n"
+        "    routes:\n"
+        "      NO: eu\n",
+    )
+    with pytest.raises(StackFileError) as raised:
+        read_stack_config(root, "bad")
+    message = str(raised.value)
+    assert "trading-infra:serviceSecrets.API_SECRET: stored in plain text" in message
+    assert "--path 'serviceSecrets.API_SECRET'" in message
+    assert "trading-infra:edge.routes: key False is not a string" in message
+    assert "'NO': eu" in message
+    assert "API_KEY" not in message
+
+
 def test_stack_file_values_reach_the_program_as_the_cli_sends_them(tmp_path: Path) -> None:
     root = write_project(
         tmp_path,
@@ -100,7 +125,6 @@ def test_stack_file_values_reach_the_program_as_the_cli_sends_them(tmp_path: Pat
         "  trading-infra:token:\n"
         "    secure: AAABADQXFlU=\n"
         "  trading-infra:nested:\n"
-        "    plain: 1\n"
         "    key:\n"
         "      secure: AAABAD==\n",
     )
@@ -108,10 +132,7 @@ def test_stack_file_values_reach_the_program_as_the_cli_sends_them(tmp_path: Pat
     assert config.values["trading-infra:role"] == "primary"
     assert config.values["trading-infra:production"] == "true"
     assert config.values["trading-infra:token"] == SECRET_PLACEHOLDER
-    assert json.loads(config.values["trading-infra:nested"]) == {
-        "key": SECRET_PLACEHOLDER,
-        "plain": 1,
-    }
+    assert json.loads(config.values["trading-infra:nested"]) == {"key": SECRET_PLACEHOLDER}
     assert config.secret_keys == ["trading-infra:nested", "trading-infra:token"]
     # Project-level defaults from Pulumi.yaml apply when the stack does not set a key.
     bare = write_project(tmp_path, "config:\n  role: fallback\n")
