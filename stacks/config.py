@@ -1206,4 +1206,5 @@ def _mocked() -> bool:
     no archive, so built artifacts need not exist; a real preview or up does."""
     from pulumi.runtime import mocks, settings
 
-    return isinstance(settings.SETTINGS.monitor, mocks.MockMonitor)
+    monitor = settings.SETTINGS.monitor  # pyright: ignore[reportAttributeAccessIssue]
+    return isinstance(monitor, mocks.MockMonitor)
