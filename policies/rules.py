@@ -641,6 +641,267 @@ def _admin_cidr(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
     return found
 
 
+# --- Deployability ----------------------------------------------------------------------
+# Constraints AWS or a provider enforces only at deploy time, which Pulumi's mocks accept:
+# each rule cites where the constraint is documented.
+
+_SERVICE_ROLES = (
+    "aws:iam/rolePolicy:RolePolicy",
+    "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+)
+PREFIX_LIST_WEIGHT = 55
+"""Rules one reference to the CloudFront origin-facing prefix list counts for (VPC User
+Guide, "AWS-managed prefix list weight"); the only prefix list this program references."""
+RULES_PER_SECURITY_GROUP = 60
+"""The default quota of inbound (and of outbound) rules per security group."""
+
+
+def _document(value: Any) -> Mapping[str, Any] | None:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return None
+    return value if isinstance(value, Mapping) else None
+
+
+def _as_list(value: Any) -> list[Any]:
+    return list(value) if isinstance(value, list) else [value]
+
+
+def _by_urn(subjects: Sequence[Subject]) -> dict[str, Subject]:
+    return {s.urn: s for s in subjects}
+
+
+@rule(
+    "sns-topic-key-usable-by-cloudwatch",
+    "TI.DEPLOY.1",
+    "Alarm topics are encrypted with a key whose policy lets CloudWatch publish.",
+)
+def _topic_key(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    """CloudWatch alarms publish to an encrypted topic only when the key policy lets
+    ``cloudwatch.amazonaws.com`` call kms:GenerateDataKey* and kms:Decrypt; the
+    AWS-managed ``alias/aws/sns`` key's policy cannot be changed, so notifications are
+    dropped silently (SNS Developer Guide, "Enabling compatibility between event
+    sources from AWS services and encrypted topics")."""
+    found = []
+    urns = _by_urn(subjects)
+    for s in subjects:
+        if s.type != "aws:sns/topic:Topic" or not s.props.get("kmsMasterKeyId"):
+            continue
+        key_id = str(s.props["kmsMasterKeyId"])
+        if key_id.startswith("alias/aws/"):
+            found.append((s.urn, f"{key_id} is AWS-managed: CloudWatch cannot publish to it"))
+            continue
+        keys = [
+            urns[d]
+            for d in s.options.dependencies
+            if d in urns and urns[d].type == "aws:kms/key:Key"
+        ]
+        if keys and not any(_cloudwatch_may_encrypt(k.props.get("policy")) for k in keys):
+            found.append((s.urn, "the topic's key policy does not let CloudWatch encrypt"))
+    return found
+
+
+def _cloudwatch_may_encrypt(policy: Any) -> bool:
+    document = _document(policy) or {}
+    for statement in _as_list(document.get("Statement", [])):
+        if not isinstance(statement, Mapping) or statement.get("Effect") != "Allow":
+            continue
+        principal = statement.get("Principal") or {}
+        services = _as_list(principal.get("Service", [])) if isinstance(principal, Mapping) else []
+        actions = set(_as_list(statement.get("Action", [])))
+        if "cloudwatch.amazonaws.com" in services and (
+            "kms:*" in actions or {"kms:Decrypt", "kms:GenerateDataKey*"} <= actions
+        ):
+            return True
+    return False
+
+
+@per_resource(
+    "aws:ec2/securityGroup:SecurityGroup",
+    "sg-prefix-list-weight",
+    "TI.DEPLOY.2",
+    "A security group's rules, prefix lists weighed, fit the quota of 60 per direction.",
+)
+def _prefix_weight(props: Mapping[str, Any]) -> list[str]:
+    """Each reference to a managed prefix list counts as its maximum entries (CloudFront
+    origin-facing: 55) against the quota of 60 rules per group and direction; over it,
+    AWS answers RulesPerSecurityGroupLimitExceeded (VPC User Guide, "AWS-managed prefix
+    list weight"; Amazon VPC quotas)."""
+    found = []
+    for direction in ("ingress", "egress"):
+        weight = 0
+        for entry in props.get(direction) or []:
+            weight += PREFIX_LIST_WEIGHT * len(entry.get("prefixListIds") or [])
+            weight += len(entry.get("cidrBlocks") or []) + len(entry.get("ipv6CidrBlocks") or [])
+            weight += len(entry.get("securityGroups") or []) + (1 if entry.get("self") else 0)
+        if weight > RULES_PER_SECURITY_GROUP:
+            found.append(
+                f"{direction} weighs {weight} rules (a prefix-list reference counts "
+                f"{PREFIX_LIST_WEIGHT}); the quota is {RULES_PER_SECURITY_GROUP}"
+            )
+    return found
+
+
+@per_resource(
+    "aws:lambda/function:Function",
+    "lambda-no-reserved-concurrency",
+    "TI.DEPLOY.3",
+    "Functions reserve no concurrency (accounts at the minimum quota reject it).",
+)
+def _reserved(props: Mapping[str, Any]) -> list[str]:
+    """Lambda keeps at least 10 unreserved concurrent executions; on an account whose
+    quota is at the minimum (10, new accounts), any reservation fails with "decreases
+    account's UnreservedConcurrentExecution below its minimum value of [10]" (Lambda
+    Developer Guide, "Configuring reserved concurrency")."""
+    reserved = props.get("reservedConcurrentExecutions")
+    if isinstance(reserved, int | float) and reserved >= 1:
+        return [f"reservedConcurrentExecutions is {reserved}"]
+    return []
+
+
+@rule(
+    "ecs-service-waits-for-listener-and-roles",
+    "TI.DEPLOY.4",
+    "An ECS service depends on its listener rule and on the policies of its roles.",
+)
+def _service_dependencies(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    """ECS rejects a service whose target group has no load balancer yet ("The target
+    group ... does not have an associated load balancer"), and the pulumi-aws
+    aws.ecs.Service docs advise depending on the role policies (tasks cannot pull or
+    log, deletes hang in DRAINING, without them). Checked on the dependency graph: the
+    service must wait for every listener rule that forwards to its target groups and
+    every policy of the roles it (or its task definition) uses."""
+    urns = _by_urn(subjects)
+    found = []
+    for s in subjects:
+        if s.type != "aws:ecs/service:Service":
+            continue
+        waits = set(s.options.dependencies)
+        groups = {
+            d for d in waits if d in urns and urns[d].type == "aws:lb/targetGroup:TargetGroup"
+        }
+        rules = [
+            r.urn
+            for r in subjects
+            if r.type == "aws:lb/listenerRule:ListenerRule" and groups & set(r.options.dependencies)
+        ]
+        used = set(waits)
+        for d in waits:
+            if d in urns and urns[d].type == "aws:ecs/taskDefinition:TaskDefinition":
+                used |= set(urns[d].options.dependencies)
+        roles = {d for d in used if d in urns and urns[d].type == "aws:iam/role:Role"}
+        policies = [
+            p.urn
+            for p in subjects
+            if p.type in _SERVICE_ROLES and roles & set(p.options.dependencies)
+        ]
+        missing = sorted(u.rsplit("::", 1)[-1] for u in [*rules, *policies] if u not in waits)
+        if missing:
+            found.append((s.urn, f"does not wait for {', '.join(missing)}"))
+    return found
+
+
+@per_resource(
+    "aws:ecs/service:Service",
+    "ecs-traffic-shift-owns-target-groups",
+    "TI.DEPLOY.5",
+    "Blue/green-style services leave the live target group to ECS and wait for it.",
+)
+def _traffic_shift(props: Mapping[str, Any]) -> list[str]:
+    """After a successful ECS-native blue/green, canary or linear deployment ECS swaps
+    which target group is live; a provider that resets ``loadBalancers`` undoes it
+    (hashicorp/terraform-provider-aws#45678). Without ``waitForSteadyState`` a
+    deployment ECS rolls back reports success. Options are checked by the rule below;
+    this one needs only the inputs."""
+    balancers = props.get("loadBalancers") or []
+    shifting = any((b or {}).get("advancedConfiguration") for b in balancers)
+    if shifting and props.get("waitForSteadyState") is not True:
+        return ["waitForSteadyState is not true: a rolled-back deployment would pass"]
+    return []
+
+
+@rule(
+    "ecs-traffic-shift-ignores-load-balancers",
+    "TI.DEPLOY.5",
+    "Blue/green-style services ignore loadBalancers after creation.",
+)
+def _traffic_shift_ignored(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    """See ``ecs-traffic-shift-owns-target-groups``: the option half of the constraint."""
+    found = []
+    for s in subjects:
+        if s.type != "aws:ecs/service:Service":
+            continue
+        balancers = s.props.get("loadBalancers") or []
+        if any((b or {}).get("advancedConfiguration") for b in balancers) and (
+            "loadBalancers" not in s.options.ignore_changes
+        ):
+            found.append((s.urn, "loadBalancers is not ignored: Pulumi would undo ECS's swap"))
+    return found
+
+
+VPC_ORIGIN_CREATE_SECONDS = 1800
+
+
+@rule(
+    "vpc-origin-replaced-not-updated",
+    "TI.DEPLOY.6",
+    "VPC origins are replaced create-before-delete on endpoint changes, with 30 min to deploy.",
+)
+def _vpc_origin(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    """CloudFront answers 409 to UpdateVpcOrigin on a VPC origin a distribution uses
+    (hashicorp/terraform-provider-aws#40905, aws-cdk#34629), so an endpoint change must
+    replace it, the new one first; creating one takes ~15 min and can outlast the
+    provider's default waiter (terraform-aws-modules/terraform-aws-cloudfront#163).
+    pulumi-policy does not expose replaceOnChanges: the pack checks the rest."""
+    found = []
+    for s in subjects:
+        if s.type != "aws:cloudfront/vpcOrigin:VpcOrigin":
+            continue
+        replace = s.options.replace_on_changes
+        if replace is not None and not {"vpcOriginEndpointConfig", "*"} & set(replace):
+            found.append((s.urn, "vpcOriginEndpointConfig changes would update it in place"))
+        if s.options.delete_before_replace:
+            found.append((s.urn, "deleteBeforeReplace: the distribution still uses it"))
+        if s.options.timeouts.get("create", 0) < VPC_ORIGIN_CREATE_SECONDS:
+            found.append((s.urn, "create timeout under 30 minutes"))
+    return found
+
+
+@rule(
+    "trust-policy-source-conditions",
+    "TI.DEPLOY.7",
+    "Roles a service assumes carry aws:SourceAccount or aws:SourceArn conditions.",
+)
+def _trust_conditions(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    """The cross-service confused-deputy guard (IAM User Guide, "The confused deputy
+    problem"): a trust policy for a service principal limits it to this account's
+    resources with aws:SourceAccount and, where the service sends it, aws:SourceArn."""
+    found = []
+    for s in subjects:
+        if s.type != "aws:iam/role:Role":
+            continue
+        document = _document(s.props.get("assumeRolePolicy"))
+        if document is None:
+            continue
+        for statement in _as_list(document.get("Statement", [])):
+            principal = (statement or {}).get("Principal") or {}
+            if not isinstance(principal, Mapping) or "Service" not in principal:
+                continue
+            keys = {
+                key
+                for operator in ((statement.get("Condition") or {}).values())
+                if isinstance(operator, Mapping)
+                for key in operator
+            }
+            if not keys & {"aws:SourceAccount", "aws:SourceArn"}:
+                found.append(
+                    (s.urn, f"{principal['Service']} may assume it without a source condition")
+                )
+    return found
+
+
 def evaluate(subjects: Sequence[Subject]) -> list[Violation]:
     """Every rule over every subject."""
     return [violation for r in RULES for violation in r.run(subjects)]

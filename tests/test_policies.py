@@ -59,17 +59,20 @@ def policy_args(plan_name: str, mutate: tuple[str, Any] | None = None) -> StackV
     plan = plans()[plan_name]
     if mutate is not None:
         plan = broken(plan, *mutate)
-    options = PolicyResourceOptions(
-        protect=False,
-        ignore_changes=[],
-        delete_before_replace=None,
-        aliases=[],
-        additional_secret_outputs=[],
-        custom_timeouts=PolicyCustomTimeouts(0, 0, 0),
-    )
     resources = []
     by_urn: dict[str, PolicyResource] = {}
     for resource in plan.resources:
+        timeouts = resource.custom_timeouts
+        options = PolicyResourceOptions(
+            protect=resource.protect,
+            ignore_changes=list(resource.ignore_changes),
+            delete_before_replace=resource.delete_before_replace,
+            aliases=[],
+            additional_secret_outputs=[],
+            custom_timeouts=PolicyCustomTimeouts(
+                timeouts.get("create", 0), timeouts.get("update", 0), timeouts.get("delete", 0)
+            ),
+        )
         policy_resource = PolicyResource(
             resource_type=resource.type,
             props=resource.revealed,
@@ -78,7 +81,7 @@ def policy_args(plan_name: str, mutate: tuple[str, Any] | None = None) -> StackV
             opts=options,
             provider=None,
             parent=by_urn.get(resource.parent or ""),
-            dependencies=[],
+            dependencies=[by_urn[d] for d in resource.dependencies if d in by_urn],
             property_dependencies={},
         )
         by_urn[resource.urn] = policy_resource
@@ -112,6 +115,26 @@ def test_the_pack_passes_sg_and_reports_a_broken_resource() -> None:
     assert violation[0] == "alb-drop-invalid-headers"
     assert violation[1].startswith("[ELB.4]")
     assert str(violation[2]).endswith("::alb-alb")
+
+
+def test_the_pack_sees_resource_options_and_dependencies() -> None:
+    """The deployability rules read options through the pack too: an ECS service that no
+    longer waits for its listener rule fails there as in ops check."""
+    plan = broken(plans()["eu"], *BREAKS["ecs-service-waits-for-listener-and-roles"][1:])
+    args = StackValidationArgs(resources=policy_args("eu").resources)
+    assert run_pack(args) == []
+    resources = []
+    for resource in policy_args("eu").resources:
+        if resource.name == "api-service":
+            (service,) = [r for r in plan.resources if r.name == "api-service"]
+            resource.dependencies = [
+                d for d in resource.dependencies if d.urn in service.dependencies
+            ]
+        resources.append(resource)
+    found = run_pack(StackValidationArgs(resources=resources))
+    assert [(name, urn) for name, _, urn in found] == [
+        ("ecs-service-waits-for-listener-and-roles", service.urn)
+    ]
 
 
 def test_the_pack_declares_its_runtime() -> None:

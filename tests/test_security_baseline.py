@@ -8,8 +8,10 @@ resource: the same rules the policy pack and ``ops check`` run.
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from functools import cache
 from typing import Any
 
@@ -17,7 +19,7 @@ import pytest
 
 from ops.check import subjects_of
 from ops.plan import plan_config, plan_stack
-from ops.runtime import Plan
+from ops.runtime import Plan, PlannedResource
 from policies.rules import RULES, Rule
 from tests.support import committed_config, plan_sg, with_section
 
@@ -95,8 +97,72 @@ def world_ssh(props: dict[str, Any]) -> None:
 
 REMOVE = "remove"
 
+
+@dataclass(frozen=True)
+class OnResource:
+    """A mutation of the planned resource itself (its options), not of its inputs."""
+
+    change: Callable[[PlannedResource], PlannedResource]
+
+
+def without_dependency_on(*names: str) -> OnResource:
+    def change(resource: PlannedResource) -> PlannedResource:
+        kept = tuple(d for d in resource.dependencies if d.rsplit("::", 1)[-1] not in names)
+        assert kept != resource.dependencies, names
+        return dataclasses.replace(resource, dependencies=kept)
+
+    return OnResource(change)
+
+
+def with_options(**changes: Any) -> OnResource:
+    return OnResource(lambda resource: dataclasses.replace(resource, **changes))
+
+
+def no_trust_condition(props: dict[str, Any]) -> None:
+    document = json.loads(props["assumeRolePolicy"])
+    document["Statement"][0].pop("Condition")
+    props["assumeRolePolicy"] = json.dumps(document)
+
+
+def cloudfront_on_port_80_too(props: dict[str, Any]) -> None:
+    (rule,) = props["ingress"]
+    props["ingress"].append({**rule, "fromPort": 80, "toPort": 80})
+
+
 # rule -> (plan, resource type or name, mutation or REMOVE)
-BREAKS: dict[str, tuple[str, str, Mutation | str]] = {
+BREAKS: dict[str, tuple[str, str, Mutation | OnResource | str]] = {
+    "sns-topic-key-usable-by-cloudwatch": (
+        "sg",
+        "monitoring-alarms",
+        lambda p: p.update(kmsMasterKeyId="alias/aws/sns"),
+    ),
+    "sg-prefix-list-weight": ("sg-public", "alb-sg", cloudfront_on_port_80_too),
+    "lambda-no-reserved-concurrency": (
+        "sg",
+        "failover-sg-function",
+        lambda p: p.update(reservedConcurrentExecutions=1),
+    ),
+    "ecs-service-waits-for-listener-and-roles": (
+        "eu",
+        "api-service",
+        without_dependency_on("alb-production-rule"),
+    ),
+    "ecs-traffic-shift-owns-target-groups": (
+        "sg",
+        "api-service",
+        lambda p: p.update(waitForSteadyState=False),
+    ),
+    "ecs-traffic-shift-ignores-load-balancers": (
+        "sg",
+        "api-service",
+        with_options(ignore_changes=("desiredCount",)),
+    ),
+    "vpc-origin-replaced-not-updated": (
+        "sg",
+        "edge-vpc-origin-eu",
+        with_options(replace_on_changes=()),
+    ),
+    "trust-policy-source-conditions": ("sg", "failover-sg-role", no_trust_condition),
     "sg-world-ingress-https-only": ("sg", "alb-sg", world_ssh),
     "sg-no-high-risk-ports": ("eu", "api-sg", world_ssh),
     "default-sg-empty": (
@@ -211,11 +277,13 @@ BREAKS: dict[str, tuple[str, str, Mutation | str]] = {
 }
 
 
-def broken(plan: Plan, name: str, mutation: Mutation | str) -> Plan:
+def broken(plan: Plan, name: str, mutation: Mutation | OnResource | str) -> Plan:
     copied = copy.deepcopy(plan)
     (target,) = [r for r in copied.resources if r.name == name]
     if mutation == REMOVE:
         copied.resources.remove(target)
+    elif isinstance(mutation, OnResource):
+        copied.resources[copied.resources.index(target)] = mutation.change(target)
     else:
         assert callable(mutation)
         mutation(target.revealed)
