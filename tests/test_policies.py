@@ -123,10 +123,10 @@ def test_the_pack_sees_resource_options_and_dependencies() -> None:
     plan = broken(plans()["eu"], *BREAKS["ecs-service-waits-for-listener-and-roles"][1:])
     args = StackValidationArgs(resources=policy_args("eu").resources)
     assert run_pack(args) == []
+    (service,) = [r for r in plan.resources if r.name == "api-service"]
     resources = []
     for resource in policy_args("eu").resources:
         if resource.name == "api-service":
-            (service,) = [r for r in plan.resources if r.name == "api-service"]
             resource.dependencies = [
                 d for d in resource.dependencies if d.urn in service.dependencies
             ]
