@@ -803,6 +803,12 @@ def _service_dependencies(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
     return found
 
 
+def _shifts_traffic(service: Mapping[str, Any]) -> bool:
+    """Whether an ECS service runs ECS-native blue/green, canary or linear deployments
+    (a load balancer with an advanced configuration: the alternate target group)."""
+    return any((b or {}).get("advancedConfiguration") for b in service.get("loadBalancers") or [])
+
+
 @per_resource(
     "aws:ecs/service:Service",
     "ecs-traffic-shift-owns-target-groups",
@@ -815,9 +821,7 @@ def _traffic_shift(props: Mapping[str, Any]) -> list[str]:
     (hashicorp/terraform-provider-aws#45678). Without ``waitForSteadyState`` a
     deployment ECS rolls back reports success. Options are checked by the rule below;
     this one needs only the inputs."""
-    balancers = props.get("loadBalancers") or []
-    shifting = any((b or {}).get("advancedConfiguration") for b in balancers)
-    if shifting and props.get("waitForSteadyState") is not True:
+    if _shifts_traffic(props) and props.get("waitForSteadyState") is not True:
         return ["waitForSteadyState is not true: a rolled-back deployment would pass"]
     return []
 
@@ -833,10 +837,7 @@ def _traffic_shift_ignored(subjects: Sequence[Subject]) -> list[tuple[str, str]]
     for s in subjects:
         if s.type != "aws:ecs/service:Service":
             continue
-        balancers = s.props.get("loadBalancers") or []
-        if any((b or {}).get("advancedConfiguration") for b in balancers) and (
-            "loadBalancers" not in s.options.ignore_changes
-        ):
+        if _shifts_traffic(s.props) and "loadBalancers" not in s.options.ignore_changes:
             found.append((s.urn, "loadBalancers is not ignored: Pulumi would undo ECS's swap"))
     return found
 
