@@ -287,16 +287,16 @@ class Network(pulumi.ComponentResource):
             tags=tags,
             opts=stateful,
         )
-        invoke = pulumi.InvokeOutputOptions(parent=self)
-        account_id = aws.get_caller_identity_output(opts=invoke).account_id
-        region = aws.get_region_output(opts=invoke).region
+        invoke = pulumi.InvokeOptions(parent=self)
+        account_id = aws.get_caller_identity(opts=invoke).account_id
+        region = aws.get_region(opts=invoke).region
         flow_log_role = aws.iam.Role(
             f"{name}-flow-logs-role",
             # The VPC User Guide's trust policy for flow logs: this account's flow logs only.
-            assume_role_policy=pulumi.Output.all(account_id, region).apply(
-                lambda v: service_assume_role_policy(
-                    "vpc-flow-logs.amazonaws.com", v[0], f"arn:aws:ec2:{v[1]}:{v[0]}:vpc-flow-log/*"
-                )
+            assume_role_policy=service_assume_role_policy(
+                "vpc-flow-logs.amazonaws.com",
+                account_id,
+                f"arn:aws:ec2:{region}:{account_id}:vpc-flow-log/*",
             ),
             tags=tags,
             opts=child,
