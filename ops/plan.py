@@ -55,23 +55,15 @@ def plan_config(
     references: dict[str, Mapping[str, Any]] = dict(stack_outputs or {})
     edge = getattr(typed, "edge", None)
     project = read_project(root)["name"]
-    reference = (
-        f"{MOCK_ORGANIZATION}/{project}/{edge.fallback_stack}"
-        if edge is not None and edge.fallback_stack
-        else None
-    )
-    if (
-        edge is not None
-        and edge.fallback_region
-        and reference is not None
-        and reference not in references
-    ):
-        if not (root / f"Pulumi.{edge.fallback_region}.yaml").is_file():
+    fallback = edge.fallback_stack if edge is not None else None
+    reference = f"{MOCK_ORGANIZATION}/{project}/{fallback}"
+    if fallback is not None and reference not in references:
+        if not (root / f"Pulumi.{fallback}.yaml").is_file():
             raise StackFileError(
-                f"edge.fallbackStack {edge.fallback_stack!r} has no local "
-                f"Pulumi.{edge.fallback_region}.yaml to plan it from"
+                f"edge.fallbackStack {fallback!r} has no local "
+                f"Pulumi.{fallback}.yaml to plan it from"
             )
-        references[reference] = plan_stack(edge.fallback_region, root).outputs
+        references[reference] = plan_stack(fallback, root).outputs
     plan = run_mocked(
         stacks.main,
         project=project,

@@ -284,9 +284,10 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
 
 
 def _fallback_origin(
-    config: RegionalStackConfig, fallback: pulumi.StackReference, stack_name: str, region: str
+    config: RegionalStackConfig, fallback: pulumi.StackReference, stack_name: str
 ) -> EdgeOrigin:
-    """The fallback region's origin, read from its stack's outputs.
+    """The fallback region's origin, read from its stack's outputs (its region id is its
+    stack name).
 
     Both regions must protect their ALB the same way: the check runs on the data path
     of the origin's domain, so a mismatch fails the preview instead of being ignored.
@@ -303,7 +304,7 @@ def _fallback_origin(
         return domain
 
     origin = EdgeOrigin(
-        region=region,
+        region=stack_name,
         protection=protection,
         alb_arn=fallback.require_output(outputs.ALB_ARN),
         domain_name=pulumi.Output.all(
@@ -347,11 +348,9 @@ def build_primary(config: RegionalStackConfig) -> None:
         primary["origin_secret"] = pulumi.Output.secret(config.origin_secret)
     origins = [primary]
     fallback: pulumi.StackReference | None = None
-    if edge.fallback_stack and edge.fallback_region:
+    if edge.fallback_stack:
         fallback = pulumi.StackReference(fallback_reference(edge.fallback_stack))
-        origins.append(
-            _fallback_origin(config, fallback, edge.fallback_stack, edge.fallback_region)
-        )
+        origins.append(_fallback_origin(config, fallback, edge.fallback_stack))
     else:
         pulumi.log.warn("edge: no fallbackStack configured; the edge has the primary origin only")
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from ops.plan import plan_config, plan_stack
-from ops.runtime import Plan, PlannedResource, run_mocked
+from ops.runtime import MOCK_ORGANIZATION, Plan, PlannedResource, run_mocked
 from ops.stackfiles import read_stack_config
 from stacks.config import PROJECT
 
@@ -41,7 +41,7 @@ def with_section(raw: dict[str, str], section: str, **changes: Any) -> dict[str,
     return {**raw, key: json.dumps(value)}
 
 
-FALLBACK_STACK = "organization/trading-infra/eu"
+FALLBACK_STACK = f"{MOCK_ORGANIZATION}/{PROJECT}/eu"
 """The committed sg stack's reference to eu."""
 
 

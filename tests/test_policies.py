@@ -121,8 +121,7 @@ def test_the_pack_sees_resource_options_and_dependencies() -> None:
     """The deployability rules read options through the pack too: an ECS service that no
     longer waits for its listener rule fails there as in ops check."""
     plan = broken(plans()["eu"], *BREAKS["ecs-service-waits-for-listener-and-roles"][1:])
-    args = StackValidationArgs(resources=policy_args("eu").resources)
-    assert run_pack(args) == []
+    assert run_pack(policy_args("eu")) == []
     (service,) = [r for r in plan.resources if r.name == "api-service"]
     resources = []
     for resource in policy_args("eu").resources:
