@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +12,7 @@ from ops.runtime import (
     MOCK_ORGANIZATION,
     SECRET_PLACEHOLDER,
     Plan,
+    PlanMocks,
     PlannedResource,
     run_mocked,
 )
@@ -32,6 +33,7 @@ def plan_config(
     secret_keys: Sequence[str] = (),
     root: Path = PROJECT_ROOT,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    mocks_for: Callable[[str, Mapping[str, Mapping[str, Any]] | None], PlanMocks] | None = None,
 ) -> Plan:
     """Run the program as ``stack`` with the given engine-style config.
 
@@ -72,6 +74,7 @@ def plan_config(
         secret_keys=list(secret_keys),
         cwd=root,
         stack_outputs=references,
+        mocks_for=mocks_for,
     )
     plan.placeholders = missing
     return plan

@@ -339,6 +339,10 @@ class _RecordingMonitor(mocks.MockMonitor):
         return response
 
 
+def _plan_mocks(region: str, stack_outputs: Mapping[str, Mapping[str, Any]] | None) -> PlanMocks:
+    return PlanMocks(default_region=region, stack_outputs=stack_outputs)
+
+
 @contextmanager
 def _working_directory(path: Path) -> Iterator[None]:
     previous = Path.cwd()
@@ -359,6 +363,7 @@ def run_mocked(
     cwd: Path | None = None,
     plan: Plan | None = None,
     stack_outputs: Mapping[str, Mapping[str, Any]] | None = None,
+    mocks_for: Callable[[str, Mapping[str, Mapping[str, Any]] | None], PlanMocks] | None = None,
 ) -> Plan:
     """Run ``program`` as stack ``stack`` with ``config`` and return what it registered.
 
@@ -366,6 +371,8 @@ def run_mocked(
     resources, config or stack. Exceptions from the program (config errors included)
     propagate unchanged; pass ``plan`` to see what was registered before one was raised.
     ``stack_outputs`` answers StackReferences: fully qualified stack name -> outputs.
+    ``mocks_for(region, stack_outputs)`` replaces the plan mocks (the remote rehearsal
+    passes mocks that carry out the commands).
     """
     plan = plan if plan is not None else Plan(project=project, stack=stack)
     all_config = dict(config or {})
@@ -377,9 +384,8 @@ def run_mocked(
         runtime_settings.SETTINGS.outputs = set()  # pyright: ignore[reportAttributeAccessIssue]
         runtime_settings.SETTINGS.rpc_manager = RPCManager()  # pyright: ignore[reportAttributeAccessIssue]
         set_all_config(all_config, secret_keys or [])
-        plan_mocks = PlanMocks(
-            default_region=all_config.get("aws:region", "us-east-1"), stack_outputs=stack_outputs
-        )
+        region = all_config.get("aws:region", "us-east-1")
+        plan_mocks = (mocks_for or _plan_mocks)(region, stack_outputs)
         monitor = _RecordingMonitor(plan_mocks, plan)
         mocks.set_mocks(
             plan_mocks,

@@ -1,0 +1,149 @@
+"""The vps stack's commands, run as pulumi-command runs them, over real SSH through the
+jump host to sandboxed hosts (see conftest.py, engine.py, sandbox.py). The assertions
+are about effects on the hosts, not about the strings."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+
+import pytest
+
+from components.vps import APP_DIR, step_scripts
+from stacks.config import PROJECT
+from tests.rehearsal.conftest import HOSTS, Fleet
+from tests.rehearsal.engine import StepFailedError, run
+
+WG_CONF = "/etc/wireguard/wg0.conf"
+
+
+def wg_pubkey(private: str) -> str:
+    return subprocess.run(
+        ["wg", "pubkey"], input=private, capture_output=True, text=True, check=True, timeout=10
+    ).stdout.strip()
+
+
+def steps_of(operations: list, host: str) -> list[tuple[str, str]]:
+    return [
+        (o.name.removeprefix(f"{host}-"), o.op) for o in operations if o.name.startswith(f"{host}-")
+    ]
+
+
+@pytest.fixture(scope="module")
+def first(fleet: Fleet):
+    fleet.reset()
+    return fleet.deploy(fleet.config())
+
+
+def test_every_step_of_every_host_ran_in_dependency_order(first) -> None:
+    _, operations = first
+    for host in HOSTS:
+        steps = [name for name, op in steps_of(operations, host)]
+        assert {op for _, op in steps_of(operations, host)} == {"create"}
+        order = {name: steps.index(name) for name in steps}
+        assert order["bootstrap"] < order["wireguard-key"] < order["wireguard"]
+        assert order["bootstrap"] < order["env-file"] < order["compose-up"]
+        assert order["wireguard"] < order["compose-file"] < order["compose-up"] < order["health"]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_env_file_holds_exactly_the_secret_payload_readable_by_its_owner_only(
+    fleet: Fleet, first, host: str
+) -> None:
+    plan, _ = first
+    payload = plan.named(f"{host}-env-file").revealed["stdin"]
+    assert payload, "every host's .env carries secrets"
+    box = fleet.hosts[host]
+    assert box.read(f"{APP_DIR}/.env") == payload
+    assert box.mode(f"{APP_DIR}/.env") == 0o600
+    if host == "cdmx":
+        assert "GRAFANA_ADMIN_PASSWORD=grafana-rehearsal-pass\n" in payload
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_wireguard_config_holds_the_hosts_own_key_and_every_peer_once(
+    fleet: Fleet, first, host: str
+) -> None:
+    plan, _ = first
+    public_keys = plan.outputs["wireguardPublicKeys"]
+    box = fleet.hosts[host]
+    private = box.read("/etc/wireguard/private.key").strip()
+    assert box.mode("/etc/wireguard/private.key") == 0o600
+    assert wg_pubkey(private) == public_keys[host]
+    config = box.read(WG_CONF)
+    assert box.mode(WG_CONF) == 0o600
+    assert config.count("PrivateKey = ") == 1
+    assert f"PrivateKey = {private}\n" in config
+    peers = [
+        line.split("=", 1)[1].strip()
+        for line in config.splitlines()
+        if line.startswith("PublicKey")
+    ]
+    assert sorted(peers) == sorted(key for name, key in public_keys.items() if name != host)
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_services_run_the_files_the_stack_rendered(fleet: Fleet, first, host: str) -> None:
+    plan, _ = first
+    box = fleet.hosts[host]
+    compose = plan.named(f"{host}-compose-file").revealed["source"]
+    assert box.read(f"{APP_DIR}/docker-compose.yml") == compose["text"]
+    deploys = box.state("deploys.log").read_text().splitlines()
+    assert deploys[-1].startswith("up ") and "absent" not in deploys[-1]
+
+
+def test_a_second_run_changes_nothing(fleet: Fleet, first) -> None:
+    _, operations = fleet.deploy(fleet.config())
+    assert {o.op for o in operations} == {"same"}
+
+
+def test_a_changed_image_updates_in_place_without_taking_services_down(fleet: Fleet, first) -> None:
+    raw = fleet.config()
+    fleet_config = json.loads(raw[f"{PROJECT}:fleet"])
+    images = fleet_config.get("images", {})
+    images["redis"] = images.get("redis", "redis:7.4.2-alpine").replace("7.4.2", "7.4.3")
+    raw = fleet.config(images=images)
+    box = fleet.hosts["chicago"]
+    before = box.state("deploys.log").read_text().splitlines()
+    _, operations = fleet.deploy(raw)
+    steps = dict(steps_of(operations, "chicago"))
+    assert steps["compose-file"] == "update"
+    assert steps["compose-up"] == "update"
+    assert steps["health"] == "update"
+    assert "delete" not in {o.op for o in operations}
+    after = box.state("deploys.log").read_text().splitlines()[len(before) :]
+    assert after and all(line.startswith("up ") for line in after), after
+
+
+def test_a_failing_health_check_fails_the_deploy(fleet: Fleet, first) -> None:
+    box = fleet.hosts["nj"]
+    box.state("unhealthy").write_text("market-data\n")
+    try:
+        with pytest.raises(StepFailedError, match="market-data"):
+            fleet.deploy(fleet.config(healthTimeoutSeconds=10, futuresBrokers=["tradestation"]))
+    finally:
+        box.state("unhealthy").unlink()
+
+
+def heredoc(script: str) -> str:
+    """How the vps steps were sent before: the script as a heredoc on bash's stdin."""
+    return f"bash -s <<'TRADING_INFRA_SCRIPT'\n{script}\nTRADING_INFRA_SCRIPT"
+
+
+def test_the_harness_catches_a_script_that_swallows_its_stdin(fleet: Fleet, first) -> None:
+    """The defect the rehearsal exists for: with the script on bash's stdin, the payload
+    pulumi-command writes to the session never reaches ``cat``; the step still exits 0."""
+    plan, _ = first
+    connection = plan.named("cdmx-env-file").revealed["connection"]
+    scratch = "/opt/stdin-check"
+    box = fleet.hosts["cdmx"]
+    box.inside(f"install -d -o deploy {scratch}")
+    script = step_scripts(180)["env-file"].replace(APP_DIR, scratch)
+    run(
+        connection, heredoc(script), stdin="SECRET=1\n", environment=None, routes=fleet.mocks.routes
+    )
+    swallowed = box.inside(f"cat {scratch}/.env 2>/dev/null || echo absent").stdout
+    assert swallowed != "SECRET=1\n"
+    command = plan.named("cdmx-env-file").revealed["create"].replace(APP_DIR, scratch)
+    run(connection, command, stdin="SECRET=1\n", environment=None, routes=fleet.mocks.routes)
+    assert box.inside(f"cat {scratch}/.env").stdout == "SECRET=1\n"
