@@ -26,8 +26,11 @@ setup: $(VENV_STAMP)
 # Debian packages the tests run for real, installed when their command is missing (as
 # root, or through sudo), saying what and why:
 #   sshd (openssh-server): `sshd -t` on the VPS hardening, a real SSH peer for the tests;
-#   njs: the CloudFront Function on the engine family of cloudfront-js-2.0.
-SYSTEM_DEPS := sshd:openssh-server:/usr/sbin/sshd njs:njs:/usr/bin/njs
+#   njs: the CloudFront Function on the engine family of cloudfront-js-2.0;
+#   sudo, wireguard-tools: the remote rehearsal's hosts run the real sudo (the drift
+#   user's limited sudoers, visudo) and the real `wg genkey`/`wg pubkey`.
+SYSTEM_DEPS := sshd:openssh-server:/usr/sbin/sshd njs:njs:/usr/bin/njs \
+  sudo:sudo:/usr/bin/sudo wg:wireguard-tools:/usr/bin/wg
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \
@@ -38,7 +41,7 @@ system-deps:
 	  command -v apt-get >/dev/null || { echo "install these Debian packages for the tests:$$missing" >&2; exit 1; }; \
 	  echo "system-deps: installing$$missing from Debian's packages (the tests run them for real; see the Makefile)"; \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq $$missing >/dev/null; \
+	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
 test: lint typecheck pytest nodetest

@@ -8,6 +8,7 @@ the mesh) or to 127.0.0.1, never to 0.0.0.0: Docker's published ports bypass ufw
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -44,6 +45,28 @@ class FleetServices:
     """Brokers by execution role."""
     data_providers: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Market data providers by execution role."""
+    credentials: Mapping[str, Sequence[str]] = field(default_factory=dict)
+    """Credential names (``apiKey``...) by broker or data provider: the services that
+    talk to it read them from the host's .env."""
+
+    def variables(self, providers: Sequence[str]) -> list[str]:
+        """The .env variables of ``providers``' credentials."""
+        return [
+            credential_variable(provider, key)
+            for provider in providers
+            for key in self.credentials.get(provider, ())
+        ]
+
+
+def credential_variable(provider: str, key: str) -> str:
+    """``binance``, ``apiKey`` -> ``BINANCE_API_KEY``."""
+    snake = re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", key)
+    return f"{provider}_{snake}".replace("-", "_").upper()
+
+
+def _from_env(variables: Sequence[str]) -> dict[str, str]:
+    # Interpolated from the .env the deploy installs (Pulumi secrets); no default.
+    return {name: f"${{{name}:?set by the deploy}}" for name in variables}
 
 
 def _service(
@@ -227,7 +250,11 @@ def _execution(role: str, address: str, fleet: FleetServices) -> dict[str, Any]:
                 memory="1g",
                 own_image=True,
                 ports=[f"{address}:{TRADING_PORT}:{TRADING_PORT}"],
-                environment={**common, "BROKERS": ",".join(fleet.brokers.get(role, ()))},
+                environment={
+                    **common,
+                    "BROKERS": ",".join(fleet.brokers.get(role, ())),
+                    **_from_env(fleet.variables(fleet.brokers.get(role, ()))),
+                },
                 depends_on=["redis"],
             ),
             "market-data": _service(
@@ -239,6 +266,7 @@ def _execution(role: str, address: str, fleet: FleetServices) -> dict[str, Any]:
                 environment={
                     **common,
                     "DATA_PROVIDERS": ",".join(fleet.data_providers.get(role, ())),
+                    **_from_env(fleet.variables(fleet.data_providers.get(role, ()))),
                 },
                 depends_on=["redis"],
             ),
@@ -259,7 +287,21 @@ def render_compose(role: str, wireguard_address: str, fleet: FleetServices) -> s
     return yaml.safe_dump({"name": PROJECT_NAME, **document}, sort_keys=False, width=120)
 
 
-def render_env(role: str, secrets: Mapping[str, str]) -> str:
-    """The role's .env: only the secrets its compose file references."""
-    wanted = ("GRAFANA_ADMIN_PASSWORD",) if role == "orchestrator" else ()
-    return "".join(f"{key}={secrets[key]}\n" for key in wanted)
+def render_env(values: Mapping[str, str]) -> str:
+    """A .env file: one ``NAME=value`` per line, in name order. Compose reads values
+    literally up to the end of the line, so a value cannot hold a newline."""
+    for name, value in values.items():
+        if "\n" in value or "\r" in value:
+            raise ValueError(f"{name}: a .env value cannot contain a line break")
+    return "".join(f"{name}={values[name]}\n" for name in sorted(values))
+
+
+def env_values(role: str, fleet: FleetServices, secrets: Mapping[str, str]) -> dict[str, str]:
+    """What a host of ``role`` gets in its .env: only what its compose file references
+    (``secrets``: every variable by name)."""
+    if role == "orchestrator":
+        wanted = ["GRAFANA_ADMIN_PASSWORD"]
+    else:
+        providers = [*fleet.brokers.get(role, ()), *fleet.data_providers.get(role, ())]
+        wanted = fleet.variables(providers)
+    return {name: secrets[name] for name in wanted if name in secrets}

@@ -48,6 +48,16 @@ class HostSpec:
 
 
 @dataclass(frozen=True)
+class JumpSpec:
+    """The SSH bastion every connection goes through (pulumi-command's ``proxy``)."""
+
+    address: str
+    port: int
+    user: str
+    host_key: str
+
+
+@dataclass(frozen=True)
 class MeshSpec:
     """The fleet as every host needs to know it."""
 
@@ -55,13 +65,39 @@ class MeshSpec:
     port: int
     admin_cidrs: tuple[str, ...]
     hosts: tuple[HostSpec, ...]
+    jump_host: JumpSpec | None = None
+    drift_public_key: str = ""
+    """The read-only drift user's public key; no drift user when empty."""
 
     def peers_of(self, host: HostSpec) -> list[HostSpec]:
         return [other for other in self.hosts if other.name != host.name]
 
+    @property
+    def ssh_sources(self) -> tuple[str, ...]:
+        """Who may open SSH to a host: the admin networks and the jump host."""
+        jump = (f"{self.jump_host.address}/32",) if self.jump_host else ()
+        return (*self.admin_cidrs, *jump)
+
 
 def sha256(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
+
+
+DRIFT_USER = "drift"
+DRIFT_SUDOERS = "/etc/sudoers.d/trading-infra-drift"
+
+
+def drift_reads(app_dir: str = APP_DIR) -> dict[str, list[str]]:
+    """The read-only commands ``ops drift`` runs with sudo, program -> arguments: the
+    drift user's sudoers allows exactly these (the program resolved on the host)."""
+    compose = f"{app_dir}/docker-compose.yml"
+    return {
+        "sha256sum": [compose, f"{app_dir}/.env"],
+        "docker": ["compose", "-f", compose, "ps", "--all", "--format", "json"],
+        "ufw": ["show", "added"],
+        "wg": ["show", WIREGUARD_INTERFACE, "dump"],
+        "sshd": ["-T"],
+    }
 
 
 def sshd_hardening(ssh_user: str, ssh_port: int) -> str:
@@ -76,7 +112,7 @@ def sshd_hardening(ssh_user: str, ssh_port: int) -> str:
         ("AuthenticationMethods", "publickey"),
         ("MaxAuthTries", "3"),
         ("LoginGraceTime", "30"),
-        ("AllowUsers", ssh_user),
+        ("AllowUsers", f"{ssh_user} {DRIFT_USER}"),
         ("AllowTcpForwarding", "no"),
         ("AllowStreamLocalForwarding", "no"),
         ("AllowAgentForwarding", "no"),
@@ -135,7 +171,7 @@ def ufw_rules(host: HostSpec, mesh: MeshSpec) -> str:
     from the admin networks; WireGuard from the peers only; the role's service ports
     from the mesh, on the WireGuard interface."""
     lines = ["# Managed by trading-infra: ufw arguments, one rule per line."]
-    for cidr in mesh.admin_cidrs:
+    for cidr in mesh.ssh_sources:
         lines.append(f"allow proto tcp from {cidr} to any port {host.ssh_port} comment ssh-admin")
     for peer in mesh.peers_of(host):
         lines.append(
@@ -159,6 +195,7 @@ def render_bootstrap(host: HostSpec, mesh: MeshSpec) -> str:
         ("/etc/apt/apt.conf.d/20auto-upgrades", "644", auto_upgrades()),
         (UFW_RULES, "644", ufw_rules(host, mesh)),
     ]
+    reads = drift_reads()
     header = [
         "#!/usr/bin/env bash",
         f"# Bootstrap of {host.name} ({host.role}). Rendered by components/vps.py.",
@@ -166,6 +203,13 @@ def render_bootstrap(host: HostSpec, mesh: MeshSpec) -> str:
         f"readonly UFW_RULES={shlex.quote(UFW_RULES)}",
         f"readonly APP_DIR={shlex.quote(APP_DIR)}",
         f"readonly SSH_USER={shlex.quote(host.ssh_user)}",
+        f"readonly DRIFT_USER={shlex.quote(DRIFT_USER)}",
+        f"readonly DRIFT_KEY={shlex.quote(mesh.drift_public_key)}",
+        f"readonly DRIFT_SUDOERS={shlex.quote(DRIFT_SUDOERS)}",
+        "# The drift user's sudo: exactly these reads (program, then its arguments).",
+        "readonly -a DRIFT_READS=(",
+        *(f"  {shlex.quote(program + ' ' + shlex.join(args))}" for program, args in reads.items()),
+        ")",
         "",
         "install_files() {",
     ]
@@ -225,13 +269,39 @@ def step_scripts(health_timeout_seconds: int) -> dict[str, str]:
     }
 
 
-def remote_bash(script: str, sudo: bool = False) -> str:
-    """Run ``script`` with bash on the host (as root with ``sudo``), whatever the login
-    shell; the quoted heredoc delimiter keeps the script from being expanded."""
-    runner = "sudo bash -s" if sudo else "bash -s"
-    if "TRADING_INFRA_SCRIPT" in script:
-        raise ValueError("script contains its heredoc delimiter")
-    return f"{runner} <<'TRADING_INFRA_SCRIPT'\n{script}\nTRADING_INFRA_SCRIPT"
+MAX_COMMAND_BYTES = 131072
+"""Linux's MAX_ARG_STRLEN: the longest single argument execve(2) accepts (see
+execve(2), "Limits on size of arguments and environment"). The login shell receives the
+whole command as one ``-c`` argument, and bash the script as another."""
+
+
+def remote_bash(script: str, step: str, sudo: bool = False) -> str:
+    """The command that runs ``script`` with bash on the host (as root with ``sudo``),
+    whatever the login shell: the script is an argument (``bash -c``), so the session's
+    stdin stays free for the step's payload (pulumi-command writes ``stdin`` to it). A
+    heredoc would make bash read its script from that same stdin."""
+    runner = ["sudo", "bash"] if sudo else ["bash"]
+    command = shlex.join([*runner, "-c", script, f"trading-infra-{step}"])
+    if len(command.encode()) >= MAX_COMMAND_BYTES:
+        raise ValueError(
+            f"{step}: the command is {len(command.encode())} bytes; Linux refuses a single "
+            f"argument of {MAX_COMMAND_BYTES} or more (MAX_ARG_STRLEN)"
+        )
+    return command
+
+
+def script_of(command: str) -> str:
+    """The script inside a command ``remote_bash`` rendered (for ``ops drift``)."""
+    words = shlex.split(command)
+    return words[words.index("-c") + 1] if "-c" in words else command
+
+
+def deploy_manifest(compose_sha256: str, env_sha256: str) -> str:
+    """What a deploy must find on the host, in ``sha256sum --check`` form: the compose
+    file and .env by content. The services' steps take it on stdin, so a change to
+    either is an update of those steps (never a replacement, which would run the old
+    step's ``delete``: ``docker compose down``)."""
+    return f"{compose_sha256}  docker-compose.yml\n{env_sha256}  .env\n"
 
 
 class VpsHostArgs(TypedDict, total=False):
@@ -277,30 +347,41 @@ class VpsHost(pulumi.ComponentResource):
         host = args["host"]
         self.health = None
         # The host key is pinned: a host presenting any other key is refused, never
-        # trusted on first use.
+        # trusted on first use; so is the jump host's.
+        private_key = pulumi.Output.secret(args["private_key"])
+        jump = args["mesh"].jump_host
         self.connection = remote.ConnectionArgs(
             host=host.address,
             port=host.ssh_port,
             user=host.ssh_user,
-            private_key=pulumi.Output.secret(args["private_key"]),
+            private_key=private_key,
             host_key=host.host_key,
             dial_error_limit=5,
+            proxy=remote.ProxyConnectionArgs(
+                host=jump.address,
+                port=jump.port,
+                user=jump.user,
+                private_key=private_key,
+                host_key=jump.host_key,
+                dial_error_limit=5,
+            )
+            if jump
+            else None,
         )
-        script = render_bootstrap(host, args["mesh"])
+        # No triggers anywhere: pulumi-command replaces a command whose triggers change
+        # (create, then the old delete). A changed script, stdin or copied file is an
+        # update, which runs the step again.
         self.bootstrap = remote.Command(
             f"{name}-bootstrap",
             connection=self.connection,
-            create=remote_bash(script, sudo=True),
-            triggers=[sha256(script)],
+            create=remote_bash(render_bootstrap(host, args["mesh"]), "bootstrap", sudo=True),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self._scripts = step_scripts(args.get("health_timeout_seconds", 180))
-        keygen = self._scripts["wireguard-key"]
         self.wireguard_key = remote.Command(
             f"{name}-wireguard-key",
             connection=self.connection,
-            create=remote_bash(keygen),
-            triggers=[sha256(keygen)],
+            create=remote_bash(self._scripts["wireguard-key"], "wireguard-key", sudo=True),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
         )
         self.wireguard_public_key = self.wireguard_key.stdout.apply(lambda out: out.strip())
@@ -313,13 +394,11 @@ class VpsHost(pulumi.ComponentResource):
         peers = {peer.name: public_keys[peer.name] for peer in mesh.peers_of(host)}
         config = pulumi.Output.all(**peers).apply(lambda keys: wireguard_config(host, mesh, keys))
         scripts = self._scripts
-        apply_script = scripts["wireguard"]
         wireguard = remote.Command(
             f"{name}-wireguard",
             connection=self.connection,
-            create=remote_bash(apply_script),
+            create=remote_bash(scripts["wireguard"], "wireguard", sudo=True),
             stdin=config,
-            triggers=[config.apply(sha256), sha256(apply_script)],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.wireguard_key]),
         )
         compose = remote.CopyToRemote(
@@ -327,29 +406,30 @@ class VpsHost(pulumi.ComponentResource):
             connection=self.connection,
             source=pulumi.StringAsset(args["compose_file"]),
             remote_path=f"{APP_DIR}/docker-compose.yml",
-            triggers=[sha256(args["compose_file"])],
             opts=pulumi.ResourceOptions(parent=self, depends_on=[wireguard]),
         )
-        env_hash = pulumi.Output.secret(pulumi.Output.from_input(args["env_file"]).apply(sha256))
+        env_file = pulumi.Output.secret(args["env_file"])
         env = remote.Command(
             f"{name}-env-file",
             connection=self.connection,
-            create=remote_bash(scripts["env-file"]),
-            stdin=pulumi.Output.secret(args["env_file"]),
-            triggers=[env_hash],
+            create=remote_bash(scripts["env-file"], "env-file"),
+            stdin=env_file,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
         )
-        # Services restart only when what they run changes: the triggers are the
-        # content hashes of the compose file and the .env.
-        deployed = [sha256(args["compose_file"]), env_hash]
+        manifest = pulumi.Output.secret(
+            env_file.apply(lambda text: deploy_manifest(sha256(args["compose_file"]), sha256(text)))
+        )
+        up_script = remote_bash(scripts["compose-up"], "compose-up")
         up = remote.Command(
             f"{name}-compose-up",
             connection=self.connection,
-            create=remote_bash(scripts["compose-up"]),
+            create=up_script,
+            update=up_script,
             delete=remote_bash(
-                f"cd {APP_DIR} && sudo docker compose -f docker-compose.yml down --remove-orphans"
+                f"cd {APP_DIR} && sudo docker compose -f docker-compose.yml down --remove-orphans",
+                "compose-down",
             ),
-            triggers=deployed,
+            stdin=manifest,
             opts=pulumi.ResourceOptions(
                 parent=self, depends_on=[compose, env], protect=args.get("protect", False)
             ),
@@ -357,8 +437,8 @@ class VpsHost(pulumi.ComponentResource):
         self.health = remote.Command(
             f"{name}-health",
             connection=self.connection,
-            create=remote_bash(scripts["health"]),
-            triggers=deployed,
+            create=remote_bash(scripts["health"], "health"),
+            stdin=manifest,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[up]),
         )
         self.register_outputs(

@@ -620,14 +620,37 @@ _REMOTE = ("command:remote:Command", "command:remote:CopyToRemote")
     "Every SSH connection pins the host key (no trust on first use).",
 )
 def _host_key(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
-    return [
-        (s.urn, "connection has no hostKey")
-        for s in subjects
-        if s.type in _REMOTE and not (s.props.get("connection") or {}).get("hostKey")
-    ]
+    found = []
+    for s in subjects:
+        if s.type not in _REMOTE:
+            continue
+        connection = s.props.get("connection") or {}
+        if not connection.get("hostKey"):
+            found.append((s.urn, "connection has no hostKey"))
+        if connection.get("proxy") and not connection["proxy"].get("hostKey"):
+            found.append((s.urn, "connection.proxy (the jump host) has no hostKey"))
+    return found
 
 
 _SSH_RULE = re.compile(r"allow proto tcp from (\S+) to any port (\d+) comment ssh-admin")
+
+
+def _covers_world(cidrs: Iterable[str]) -> list[str]:
+    """The families ``cidrs`` cover together, pieces included (``0.0.0.0/1`` +
+    ``128.0.0.0/1`` is the internet). The pack cannot import the stack's config module,
+    which checks the same at config time."""
+    networks = []
+    for cidr in cidrs:
+        try:
+            networks.append(ipaddress.ip_network(cidr, strict=False))
+        except ValueError:
+            continue
+    covered = []
+    for version, world in ((4, "0.0.0.0/0"), (6, "::/0")):
+        family = [n for n in networks if n.version == version]
+        if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(family)):  # type: ignore[arg-type]
+            covered.append(world)
+    return covered
 
 
 @rule("vps-admin-cidr-not-world", "TI.VPS.2", "SSH is not open to the whole internet.")
@@ -635,9 +658,12 @@ def _admin_cidr(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
     found = []
     for s in subjects:
         if s.type == "command:remote:Command" and s.urn.endswith("-bootstrap"):
+            by_port: dict[str, list[str]] = defaultdict(list)
             for cidr, port in _SSH_RULE.findall(str(s.props.get("create", ""))):
-                if _world([cidr]):
-                    found.append((s.urn, f"SSH (port {port}) open to {cidr}"))
+                by_port[port].append(cidr)
+            for port, cidrs in sorted(by_port.items()):
+                for world in _covers_world(cidrs):
+                    found.append((s.urn, f"SSH (port {port}) open to {world}"))
     return found
 
 

@@ -24,7 +24,10 @@ from typing import Annotated, Any, Literal
 
 import pulumi
 import yaml
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
@@ -819,8 +822,10 @@ FLEET_ROLES = ("orchestrator", "futures", "equities-crypto")
 
 
 def _host_key(value: str) -> str:
-    """An OpenSSH public host key line: ``<type> <base64 blob> [comment]``, whose blob
-    really is a key of that type (the blob starts with its own type name)."""
+    """An OpenSSH public host key line, ``<type> <base64 blob> [comment]``, parsed in full
+    (the ``cryptography`` package checks the blob's structure: an ed25519 key's 32 bytes,
+    an ECDSA point on its curve, an RSA modulus), so a truncated or mangled line is
+    refused here, not by the first SSH connection."""
     parts = value.split()
     if len(parts) < 2 or parts[0] not in HOST_KEY_TYPES:
         raise ValueError(
@@ -834,7 +839,43 @@ def _host_key(value: str) -> str:
     length = int.from_bytes(blob[:4], "big")
     if blob[4 : 4 + length] != parts[0].encode():
         raise ValueError(f"blob is not a {parts[0]} key; copy the line ssh-keyscan prints")
+    try:
+        serialization.load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
+    except (ValueError, UnsupportedAlgorithm):
+        raise ValueError(
+            f"is not a valid {parts[0]} key (truncated or altered); copy the whole line "
+            "ssh-keyscan prints"
+        ) from None
     return f"{parts[0]} {parts[1]}"
+
+
+def _ip_address(value: str) -> str:
+    """An IP address, not a name: ufw rules and WireGuard endpoints take addresses."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address; ufw rules and WireGuard endpoints need the "
+            "host's address, not a name"
+        ) from None
+
+
+def covers_everything(cidrs: Sequence[str]) -> list[str]:
+    """The address families (``0.0.0.0/0``, ``::/0``) that ``cidrs`` cover together,
+    including in pieces (``0.0.0.0/1`` + ``128.0.0.0/1``)."""
+    covered = []
+    for version, world in ((4, "0.0.0.0/0"), (6, "::/0")):
+        networks = [ipaddress.ip_network(c) for c in cidrs]
+        family = [n for n in networks if n.version == version]
+        if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(family)):  # type: ignore[arg-type]
+            covered.append(world)
+    return covered
+
+
+IpAddress = Annotated[str, AfterValidator(_ip_address)]
+"""An IP address (not a name)."""
+HostKey = Annotated[str, AfterValidator(_host_key)]
+"""An OpenSSH public host key line, parsed in full."""
 
 
 class FleetHostConfig(_Section):
@@ -844,9 +885,10 @@ class FleetHostConfig(_Section):
     """Host name, unique (``cdmx``, ``chicago``, ``nj``). Required."""
     role: Literal["orchestrator", "futures", "equities-crypto"]
     """What it runs. Required."""
-    address: Annotated[str, Field(min_length=1)]
-    """Public address or DNS name used for SSH and WireGuard. Required."""
-    host_key: str
+    address: IpAddress
+    """Public IP address, used for SSH, the peers' ufw rules and WireGuard endpoints (an
+    address, not a name). Required."""
+    host_key: HostKey
     """The host's SSH public host key, pinned: connections to any other key are refused.
     Required."""
     wireguard_address: str
@@ -856,11 +898,6 @@ class FleetHostConfig(_Section):
     ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "deploy"
     """Non-root user with the deploy key and passwordless sudo. Default ``deploy``."""
 
-    @field_validator("host_key")
-    @classmethod
-    def _pinned_key(cls, value: str) -> str:
-        return _host_key(value)
-
     @field_validator("wireguard_address")
     @classmethod
     def _ipv4(cls, value: str) -> str:
@@ -868,6 +905,21 @@ class FleetHostConfig(_Section):
             return str(ipaddress.IPv4Address(value))
         except ValueError:
             raise ValueError(f"{value!r} is not an IPv4 address") from None
+
+
+class JumpHostConfig(_Section):
+    """``trading-infra:fleet.jumpHost``: the SSH bastion every deploy and drift
+    connection goes through (pulumi-command's ``connection.proxy``), so CI runners
+    outside ``adminCidrs`` reach the hosts; its host key is pinned like theirs."""
+
+    address: IpAddress
+    """The jump host's public IP address; the hosts admit SSH from it. Required."""
+    host_key: HostKey
+    """Its SSH public host key (``ssh-keyscan -t ed25519 ADDRESS``). Required."""
+    port: Annotated[int, Field(ge=1, le=65535)] = 22
+    """Its SSH port. Default 22."""
+    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "jump"
+    """The account the deploy key logs in to (forwarding only). Default ``jump``."""
 
 
 class FleetImagesConfig(_Section):
@@ -919,6 +971,13 @@ class FleetConfig(_Section):
     """Accept 0.0.0.0/0 or ::/0 in ``adminCidrs`` (fail2ban still applies). Default false."""
     hosts: Annotated[list[FleetHostConfig], Field(min_length=1)]
     """The VPS. Required: at least one host per role, exactly one orchestrator."""
+    jump_host: JumpHostConfig | None = None
+    """The SSH bastion deploys and drift go through (for CI runners outside
+    ``adminCidrs``). Default none: connect directly, from an admin network or a
+    self-hosted runner inside one."""
+    drift_public_key: str
+    """The OpenSSH public key of the read-only ``drift`` user ``ops drift`` logs in as;
+    its sudo is limited to the read commands drift runs. Required."""
     images: FleetImagesConfig = Field(default_factory=FleetImagesConfig)
     """Service images."""
     futures_brokers: list[str] = Field(
@@ -943,6 +1002,19 @@ class FleetConfig(_Section):
     def _mesh(cls, value: str) -> str:
         return _private_cidr(value, min_prefix=24, max_prefix=24)
 
+    @field_validator("drift_public_key")
+    @classmethod
+    def _drift_key(cls, value: str) -> str:
+        parts = value.split()
+        try:
+            serialization.load_ssh_public_key(" ".join(parts[:2]).encode())
+        except (ValueError, UnsupportedAlgorithm, IndexError):
+            raise ValueError(
+                "must be an OpenSSH public key line ('ssh-ed25519 AAAA...'): the .pub of "
+                "`ssh-keygen -t ed25519 -f drift`"
+            ) from None
+        return " ".join(parts[:2])
+
     @field_validator("admin_cidrs")
     @classmethod
     def _networks(cls, values: list[str]) -> list[str]:
@@ -957,21 +1029,27 @@ class FleetConfig(_Section):
     @model_validator(mode="after")
     def _fleet_is_consistent(self) -> FleetConfig:
         problems = []
-        world = [c for c in self.admin_cidrs if ipaddress.ip_network(c).prefixlen == 0]
+        world = covers_everything(self.admin_cidrs)
         if world and not self.allow_ssh_from_anywhere:
             problems.append(
-                f"adminCidrs {', '.join(world)} opens SSH to the whole internet; list your "
-                "admin networks, or set allowSshFromAnywhere: true to accept it"
+                f"adminCidrs cover {' and '.join(world)} together: SSH would be open to the "
+                "whole internet; list your admin networks, or set allowSshFromAnywhere: "
+                "true to accept it"
             )
         for field_name, label in (
-            ("name", "names"),
-            ("address", "addresses"),
-            ("wireguard_address", "wireguardAddresses"),
+            ("name", "name"),
+            ("address", "address"),
+            ("wireguard_address", "wireguardAddress"),
         ):
-            values = [getattr(h, field_name) for h in self.hosts]
-            duplicates = sorted({v for v in values if values.count(v) > 1})
-            if duplicates:
-                problems.append(f"hosts have duplicate {label}: {', '.join(duplicates)}")
+            first: dict[str, int] = {}
+            for index, host in enumerate(self.hosts):
+                value = getattr(host, field_name)
+                if value in first:
+                    problems.append(
+                        f"@hosts[{index}].{label}: {value!r} is already hosts[{first[value]}]'s; "
+                        f"every host needs its own {label}"
+                    )
+                first.setdefault(value, index)
         mesh = ipaddress.IPv4Network(self.mesh_cidr)
         usable = set(mesh.hosts())
         for host in self.hosts:
@@ -987,7 +1065,7 @@ class FleetConfig(_Section):
         if roles.count("orchestrator") > 1:
             problems.append("more than one orchestrator; the fleet has a single QuestDB writer")
         if problems:
-            raise ValueError("; ".join(problems))
+            raise ValueError("\n".join(problems))
         return self
 
 
@@ -1007,11 +1085,40 @@ class FleetStackConfig(_Section):
     grafana_admin_password: str
     """Grafana's admin password, a secret:
     ``pulumi config set --secret grafanaAdminPassword …``."""
+    broker_credentials: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")],
+        dict[Annotated[str, Field(pattern=r"^[a-z][A-Za-z0-9]*$")], str],
+    ] = Field(default_factory=dict)
+    """Credentials by broker or data provider, a secret object: each host's .env gets
+    those of its role's brokers and providers only (``binance.apiKey`` becomes
+    ``BINANCE_API_KEY``). Set each with ``pulumi config set --secret --path
+    'brokerCredentials.binance.apiKey' …``. Every broker needs one on a real deploy."""
 
-    @field_validator("ssh_private_key", "grafana_admin_password")
+    @field_validator("ssh_private_key", "grafana_admin_password", "broker_credentials")
     @classmethod
-    def _stored_encrypted(cls, value: str, info: ValidationInfo) -> str:
+    def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:
         return _must_be_secret(value, info)
+
+    @model_validator(mode="after")
+    def _credentials_match_the_brokers(self, info: ValidationInfo) -> FleetStackConfig:
+        fleet = self.fleet
+        brokers = {*fleet.futures_brokers, *fleet.equities_crypto_brokers}
+        providers = {*fleet.futures_data_providers, *fleet.equities_crypto_data_providers}
+        problems = [
+            f"@brokerCredentials.{name}: no role trades with or collects from {name!r}; use one of "
+            f"{', '.join(sorted(brokers | providers))}"
+            for name in sorted(set(self.broker_credentials) - brokers - providers)
+        ]
+        if (info.context or {}).get("check_artifacts"):
+            problems += [
+                f"@brokerCredentials.{name}: the {name} broker has no credentials; set "
+                f"them with `pulumi config set --secret --path "
+                f"'brokerCredentials.{name}.apiKey' …`"
+                for name in sorted(brokers - set(self.broker_credentials))
+            ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
 
 
 StackConfig = RegionalStackConfig | FleetStackConfig
@@ -1116,7 +1223,16 @@ def _describe(error: ErrorDetails, model: type[BaseModel]) -> str:
     message = error["msg"].removeprefix("Value error, ")
     if kind.endswith("_type") or kind == "literal_error":
         return f"{key}: {message} (got {error['input']!r})"
-    return f"{key}: {message}"
+    return "\n".join(_at(key, line) for line in message.split("\n"))
+
+
+def _at(key: str, problem: str) -> str:
+    """A model validator's problem at ``key``; ``@hosts[2].name: ...`` names the
+    offending key inside the object."""
+    if problem.startswith("@"):
+        where, _, problem = problem[1:].partition(": ")
+        return f"{key}{':' if key == PROJECT else '.'}{where}: {problem}"
+    return f"{key}: {problem}"
 
 
 def local_stack_regions(root: Path) -> dict[str, str]:
@@ -1178,7 +1294,9 @@ def parse_stack_config(
             },
         )
     except ValidationError as error:
-        problems = sorted({_describe(detail, model) for detail in error.errors()})
+        problems = sorted(
+            {line for detail in error.errors() for line in _describe(detail, model).split("\n")}
+        )
         raise ConfigError(stack, problems) from None
 
 

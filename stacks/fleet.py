@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import pulumi
 
-from components.compose import FleetServices, render_compose, render_env
-from components.vps import HostSpec, MeshSpec, VpsHost, VpsHostArgs
+from components.compose import (
+    FleetServices,
+    credential_variable,
+    env_values,
+    render_compose,
+    render_env,
+)
+from components.vps import HostSpec, JumpSpec, MeshSpec, VpsHost, VpsHostArgs
 from stacks import outputs
 from stacks.config import FleetStackConfig
 
 
 def mesh_of(config: FleetStackConfig) -> MeshSpec:
     fleet = config.fleet
+    jump = fleet.jump_host
     return MeshSpec(
         cidr=fleet.mesh_cidr,
         port=fleet.wireguard_port,
         admin_cidrs=tuple(fleet.admin_cidrs),
+        jump_host=JumpSpec(jump.address, jump.port, jump.user, jump.host_key) if jump else None,
+        drift_public_key=fleet.drift_public_key,
         hosts=tuple(
             HostSpec(
                 name=h.name,
@@ -52,13 +61,22 @@ def services_of(config: FleetStackConfig) -> FleetServices:
             "futures": fleet.futures_data_providers,
             "equities-crypto": fleet.equities_crypto_data_providers,
         },
+        credentials={name: sorted(keys) for name, keys in config.broker_credentials.items()},
     )
+
+
+def env_secrets(config: FleetStackConfig) -> dict[str, str]:
+    """Every secret a host's .env may carry, by variable name."""
+    secrets = {"GRAFANA_ADMIN_PASSWORD": config.grafana_admin_password}
+    for provider, keys in config.broker_credentials.items():
+        secrets |= {credential_variable(provider, key): value for key, value in keys.items()}
+    return secrets
 
 
 def build_fleet(config: FleetStackConfig) -> None:
     mesh = mesh_of(config)
     services = services_of(config)
-    env_secrets = {"GRAFANA_ADMIN_PASSWORD": config.grafana_admin_password}
+    secrets = env_secrets(config)
     hosts = [
         VpsHost(
             spec.name,
@@ -67,7 +85,7 @@ def build_fleet(config: FleetStackConfig) -> None:
                 mesh=mesh,
                 private_key=pulumi.Output.secret(config.ssh_private_key),
                 compose_file=render_compose(spec.role, spec.wireguard_address, services),
-                env_file=pulumi.Output.secret(render_env(spec.role, env_secrets)),
+                env_file=pulumi.Output.secret(render_env(env_values(spec.role, services, secrets))),
                 health_timeout_seconds=config.fleet.health_timeout_seconds,
                 protect=config.production,
             ),
@@ -93,6 +111,17 @@ def build_fleet(config: FleetStackConfig) -> None:
             }
             for spec in mesh.hosts
         },
+    )
+    pulumi.export(
+        outputs.FLEET_JUMP_HOST,
+        {
+            "address": mesh.jump_host.address,
+            "port": mesh.jump_host.port,
+            "user": mesh.jump_host.user,
+            "hostKey": mesh.jump_host.host_key,
+        }
+        if mesh.jump_host
+        else None,
     )
     pulumi.export(outputs.MESH_CIDR, mesh.cidr)
     pulumi.export(outputs.WIREGUARD_PUBLIC_KEYS, public_keys)

@@ -42,6 +42,9 @@ FAILOVER_BUDGET = "failoverBudget"
 
 FLEET_HOSTS = "fleetHosts"
 """vps stack: name -> role, public address, WireGuard address, SSH port."""
+FLEET_JUMP_HOST = "fleetJumpHost"
+"""vps stack: the SSH bastion (address, port, user, host key) or null: ``ops drift``
+goes through it like the deploy does."""
 MESH_CIDR = "meshCidr"
 WIREGUARD_PUBLIC_KEYS = "wireguardPublicKeys"
 """vps stack: name -> WireGuard public key (generated on the host)."""

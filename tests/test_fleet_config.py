@@ -50,16 +50,26 @@ def test_committed_fleet_is_valid() -> None:
 
 
 @pytest.mark.parametrize(
-    ("field", "value", "label"),
-    [
-        ("name", "cdmx", "names: cdmx"),
-        ("address", "203.0.113.10", "addresses: 203.0.113.10"),
-        ("wireguardAddress", "10.99.0.1", "wireguardAddresses: 10.99.0.1"),
-    ],
+    ("field", "value"),
+    [("name", "cdmx"), ("address", "203.0.113.10"), ("wireguardAddress", "10.99.0.1")],
 )
-def test_duplicates_are_rejected(field: str, value: str, label: str) -> None:
-    raw = with_host(1, **{field: value})
-    assert f"hosts have duplicate {label}" in only_problem(raw)
+def test_duplicates_are_named_at_the_offending_host(field: str, value: str) -> None:
+    assert only_problem(with_host(1, **{field: value})) == (
+        f"trading-infra:fleet.hosts[1].{field}: {value!r} is already hosts[0]'s; every host "
+        f"needs its own {field}"
+    )
+
+
+@pytest.mark.parametrize("address", ["203.0.113.300", "cdmx.example.com", ""])
+def test_host_address_must_be_an_ip_address(address: str) -> None:
+    message = only_problem(with_host(0, address=address))
+    assert message.startswith(f"trading-infra:fleet.hosts[0].address: {address!r} is not an IP")
+
+
+def test_jump_host_is_checked_like_a_host() -> None:
+    jump = {"address": "bastion.example.com", "hostKey": "ssh-ed25519 AAAA"}
+    found = problems(with_fleet(jumpHost=jump))
+    assert [p.split(":")[1] for p in found] == ["fleet.jumpHost.address", "fleet.jumpHost.hostKey"]
 
 
 @pytest.mark.parametrize("address", ["10.98.0.2", "10.99.0.0", "10.99.0.255"])
@@ -83,6 +93,9 @@ def test_missing_host_key_is_rejected() -> None:
         ("ssh-ed25519 not*base64", "is not valid base64"),
         # An RSA blob labelled ed25519: the blob names its own type.
         ("ssh-ed25519 AAAAB3NzaC1yc2EAAAADAQABAAABAQ==", "blob is not a ssh-ed25519 key"),
+        # The right type name, then a key cut short: only a full parse sees it.
+        ("ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIExWZ5wTt1cYp+b2tSgu4b3K", "is not a valid"),
+        ("ecdsa-sha2-nistp256 AAAAE2VjZHNhLXNoYTItbmlzdHAyNTYAAAAIbmlzdHAyNTY=", "not a valid"),
     ],
 )
 def test_malformed_host_key_is_rejected(key: str, expected: str) -> None:
@@ -97,15 +110,27 @@ def test_a_role_with_no_host_is_rejected() -> None:
 
 
 def test_two_orchestrators_are_rejected() -> None:
-    assert "more than one orchestrator" in only_problem(with_host(1, role="orchestrator"))
+    assert any(
+        "more than one orchestrator" in p for p in problems(with_host(1, role="orchestrator"))
+    )
 
 
-@pytest.mark.parametrize("world", ["0.0.0.0/0", "::/0"])
-def test_ssh_from_anywhere_needs_an_explicit_choice(world: str) -> None:
-    message = only_problem(with_fleet(adminCidrs=[world]))
-    assert f"adminCidrs {world} opens SSH to the whole internet" in message
+@pytest.mark.parametrize(
+    ("cidrs", "world"),
+    [
+        (["0.0.0.0/0"], "0.0.0.0/0"),
+        (["::/0"], "::/0"),
+        # The internet in pieces is the internet.
+        (["0.0.0.0/1", "128.0.0.0/1"], "0.0.0.0/0"),
+        (["198.51.100.0/24", "0.0.0.0/2", "64.0.0.0/2", "128.0.0.0/1"], "0.0.0.0/0"),
+        (["::/1", "8000::/1"], "::/0"),
+    ],
+)
+def test_ssh_from_anywhere_needs_an_explicit_choice(cidrs: list[str], world: str) -> None:
+    message = only_problem(with_fleet(adminCidrs=cidrs))
+    assert f"adminCidrs cover {world} together: SSH would be open to the whole" in message
     accepted = parse_stack_config(
-        with_fleet(adminCidrs=[world], allowSshFromAnywhere=True), "vps", SECRETS
+        with_fleet(adminCidrs=cidrs, allowSshFromAnywhere=True), "vps", SECRETS
     )
     assert isinstance(accepted, FleetStackConfig)
 
@@ -137,11 +162,41 @@ def test_secrets_must_be_set_encrypted() -> None:
     ]
 
 
+def test_half_the_internet_is_not_the_internet() -> None:
+    config = parse_stack_config(with_fleet(adminCidrs=["0.0.0.0/1", "128.0.0.0/2"]), "vps", SECRETS)
+    assert isinstance(config, FleetStackConfig)
+
+
 def test_every_fleet_wide_problem_is_reported_together() -> None:
     twin = {**FLEET["hosts"][1], "role": "equities-crypto"}
     raw = with_fleet(adminCidrs=["0.0.0.0/0"], hosts=[FLEET["hosts"][0], FLEET["hosts"][1], twin])
-    (message,) = problems(raw)
-    assert "opens SSH to the whole internet" in message
-    assert "duplicate names: chicago" in message
-    assert "duplicate addresses: 203.0.113.20" in message
-    assert "duplicate wireguardAddresses: 10.99.0.2" in message
+    found = problems(raw)
+    assert [p.split(":")[1] for p in found] == [
+        "fleet.hosts[2].address",
+        "fleet.hosts[2].name",
+        "fleet.hosts[2].wireguardAddress",
+        "fleet",
+    ]
+    assert "open to the whole internet" in found[-1]
+
+
+def test_broker_credentials_are_a_secret_for_brokers_the_fleet_uses() -> None:
+    credentials = {"binance": {"apiKey": "k"}, "binanse": {"apiKey": "k"}}
+    raw = {**VPS, "trading-infra:brokerCredentials": json.dumps(credentials)}
+    key = "trading-infra:brokerCredentials"
+    assert problems(raw, [*SECRETS, key]) == [
+        f"{key}.binanse: no role trades with or collects from 'binanse'; use one of alpaca, "
+        "binance, bybit-futures, bybit-spot, cboe, cme, coinbase, coingecko, "
+        "interactive-brokers, polygon, tiingo, tradestation"
+    ]
+    assert any(p.startswith(f"{key}: is stored in plain text") for p in problems(raw))
+
+
+def test_a_real_deploy_needs_credentials_for_every_broker() -> None:
+    raw = {**VPS, "trading-infra:brokerCredentials": json.dumps({"binance": {"apiKey": "k"}})}
+    secret_keys = [*SECRETS, "trading-infra:brokerCredentials"]
+    with pytest.raises(ConfigError) as raised:
+        parse_stack_config(raw, "vps", secret_keys, check_artifacts=True)
+    missing = [p.split(":")[1].split(" ")[0] for p in raised.value.problems]
+    assert "brokerCredentials.binance" not in missing
+    assert "brokerCredentials.tradestation" in missing and len(missing) == 6

@@ -268,10 +268,11 @@ BREAKS: dict[str, tuple[str, str, Mutation | OnResource | str]] = {
     "vps-admin-cidr-not-world": (
         "vps",
         "nj-bootstrap",
+        # The internet in two halves: neither is /0, together they are.
         lambda p: p.update(
-            create=p["create"].replace(
-                "from 198.51.100.0/24 to any port 22", "from 0.0.0.0/0 to any port 22"
-            )
+            create=p["create"]
+            .replace("from 198.51.100.0/24 to any port 22", "from 0.0.0.0/1 to any port 22")
+            .replace("from 198.51.100.5/32 to any port 22", "from 128.0.0.0/1 to any port 22")
         ),
     ),
 }
@@ -288,6 +289,24 @@ def broken(plan: Plan, name: str, mutation: Mutation | OnResource | str) -> Plan
         assert callable(mutation)
         mutation(target.revealed)
     return copied
+
+
+def test_the_jump_host_key_is_pinned_too() -> None:
+    rule = BY_NAME["vps-host-key-pinned"]
+    vps = broken(plans()["vps"], "cdmx-env-file", lambda p: p["connection"]["proxy"].pop("hostKey"))
+    assert [v.message for v in rule.run(subjects_of(vps))] == [
+        "connection.proxy (the jump host) has no hostKey"
+    ]
+
+
+def test_half_the_internet_is_not_flagged() -> None:
+    rule = BY_NAME["vps-admin-cidr-not-world"]
+    half = broken(
+        plans()["vps"],
+        "nj-bootstrap",
+        lambda p: p.update(create=p["create"].replace("198.51.100.0/24", "0.0.0.0/1")),
+    )
+    assert rule.run(subjects_of(half)) == []
 
 
 def test_every_rule_has_a_broken_fixture() -> None:

@@ -100,7 +100,12 @@ def test_outputs_use_the_shared_keys(stack: str) -> None:
     plan = committed_plan(stack)
     keys = {v for k, v in vars(outputs).items() if k.isupper()}
     # The origin secret only exists in `public` mode; the edge only in the primary.
-    fleet = {outputs.FLEET_HOSTS, outputs.MESH_CIDR, outputs.WIREGUARD_PUBLIC_KEYS}
+    fleet = {
+        outputs.FLEET_HOSTS,
+        outputs.FLEET_JUMP_HOST,
+        outputs.MESH_CIDR,
+        outputs.WIREGUARD_PUBLIC_KEYS,
+    }
     regional = keys - EDGE_OUTPUTS - fleet - {outputs.ORIGIN_SECRET}
     assert set(plan.outputs) == (regional | EDGE_OUTPUTS if stack == "sg" else regional)
     assert plan.outputs[outputs.REGION] == STACKS[stack]

@@ -8,6 +8,7 @@ import hashlib
 import importlib
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -18,12 +19,13 @@ import pytest
 import yaml
 
 from components import vps
-from components.compose import MESH_PORTS, render_compose, render_env
+from components.compose import MESH_PORTS, env_values, render_compose, render_env
 from components.vps import (
     FILES,
     SSHD_DROP_IN,
     HostSpec,
     MeshSpec,
+    deploy_manifest,
     render_bootstrap,
     sshd_hardening,
     step_scripts,
@@ -57,9 +59,16 @@ def fleet() -> FleetStackConfig:
             **committed_config("vps"),
             "trading-infra:sshPrivateKey": "key",
             "trading-infra:grafanaAdminPassword": "grafana-pass-123",
+            "trading-infra:brokerCredentials": json.dumps(
+                {"binance": {"apiKey": "k", "apiSecret": "s"}, "tradestation": {"apiKey": "t"}}
+            ),
         },
         "vps",
-        ["trading-infra:sshPrivateKey", "trading-infra:grafanaAdminPassword"],
+        [
+            "trading-infra:sshPrivateKey",
+            "trading-infra:grafanaAdminPassword",
+            "trading-infra:brokerCredentials",
+        ],
     )
     assert isinstance(config, FleetStackConfig)
     return config
@@ -117,7 +126,9 @@ def compose_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
     compose = directory / "docker-compose.yml"
     env = directory / ".env"
     compose.write_text(render_compose(spec.role, spec.wireguard_address, services_of(fleet())))
-    env.write_text(render_env(spec.role, {"GRAFANA_ADMIN_PASSWORD": "grafana-pass-123"}))
+    services = services_of(fleet())
+    variables = ["GRAFANA_ADMIN_PASSWORD", *services.variables(sorted(services.credentials))]
+    env.write_text(render_env(env_values(spec.role, services, dict.fromkeys(variables, "x"))))
     return compose, env
 
 
@@ -214,10 +225,28 @@ def test_grafana_password_comes_only_from_the_env_file() -> None:
     assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
         "${GRAFANA_ADMIN_PASSWORD:?"
     )
+    secrets = {"GRAFANA_ADMIN_PASSWORD": "p", "BINANCE_API_KEY": "b"}
+    assert render_env(env_values("orchestrator", services, secrets)) == "GRAFANA_ADMIN_PASSWORD=p\n"
+    assert "GRAFANA" not in render_env(env_values("futures", services, secrets))
+
+
+def test_each_execution_host_gets_only_its_own_brokers_credentials() -> None:
+    services = services_of(fleet())
+    assert services.credentials["binance"] == ["apiKey", "apiSecret"]
+    secrets = {v: f"value-of-{v}" for v in services.variables(sorted(services.credentials))}
+    futures = render_env(env_values("futures", services, secrets))
+    equities = render_env(env_values("equities-crypto", services, secrets))
+    assert "TRADESTATION_API_KEY=value-of-TRADESTATION_API_KEY\n" in futures
+    assert "BINANCE" not in futures and "TRADESTATION" not in equities
+    assert "BINANCE_API_SECRET=value-of-BINANCE_API_SECRET\n" in equities
+    trading = yaml.safe_load(render_compose("equities-crypto", "10.99.0.3", services))["services"][
+        "trading-service"
+    ]
     assert (
-        render_env("orchestrator", {"GRAFANA_ADMIN_PASSWORD": "p"}) == "GRAFANA_ADMIN_PASSWORD=p\n"
+        trading["environment"]["BINANCE_API_SECRET"] == "${BINANCE_API_SECRET:?set by the deploy}"
     )
-    assert render_env("futures", {"GRAFANA_ADMIN_PASSWORD": "p"}) == ""
+    with pytest.raises(ValueError, match=r"BINANCE_API_KEY: a \.env value cannot contain"):
+        render_env({"BINANCE_API_KEY": "a\nEVIL=1"})
 
 
 def sshd_root(tmp_path: Path) -> Path:
@@ -410,26 +439,36 @@ def test_every_command_pins_the_host_key_and_keeps_the_ssh_key_secret(name: str)
 
 
 @pytest.mark.parametrize("name", HOSTS)
-def test_triggers_are_content_hashes(name: str) -> None:
-    spec = host(name)
-    bootstrap = step(name, "bootstrap").inputs
-    assert bootstrap["triggers"] == [
-        hashlib.sha256(render_bootstrap(spec, mesh()).encode()).hexdigest()
-    ]
-    compose = render_compose(spec.role, spec.wireguard_address, services_of(fleet()))
-    compose_hash = hashlib.sha256(compose.encode()).hexdigest()
+def test_no_step_has_triggers_and_services_update_on_a_manifest(name: str) -> None:
+    # pulumi-command replaces a command whose triggers change (create, then the old
+    # delete: `docker compose down`), and a protected one cannot be replaced at all.
+    for child in plan().children_of(plan().named(name)):
+        assert "triggers" not in child.inputs, child.name
+    compose_sha256 = step(name, "compose-file").inputs["source"]["stringAsset"]
     up = step(name, "compose-up")
-    # The .env's hash is a secret (it hashes passwords), so the trigger list is too.
-    assert up.inputs["triggers"] == SECRET_PLACEHOLDER
-    assert up.revealed["triggers"][0] == compose_hash
-    assert step(name, "compose-file").inputs["source"]["stringAsset"] == compose_hash
-    assert step(name, "health").revealed["triggers"] == up.revealed["triggers"]
+    env = step(name, "env-file").revealed["stdin"]
+    assert up.inputs["stdin"] == SECRET_PLACEHOLDER
+    assert up.revealed["stdin"] == deploy_manifest(
+        compose_sha256, hashlib.sha256(env.encode()).hexdigest()
+    )
+    assert up.revealed["update"] == up.revealed["create"]
+    assert "down" in up.revealed["delete"] and "down" not in up.revealed["update"]
+    assert step(name, "health").revealed["stdin"] == up.revealed["stdin"]
 
 
 def test_secrets_stay_secret_in_the_plan() -> None:
     env = step("cdmx", "env-file")
     assert env.inputs["stdin"] == SECRET_PLACEHOLDER
-    assert env.inputs["triggers"] == SECRET_PLACEHOLDER
+
+
+def test_scripts_are_arguments_so_stdin_reaches_them() -> None:
+    for child in plan().children_of(plan().named("cdmx")):
+        if child.type == "command:remote:Command":
+            words = shlex.split(child.revealed["create"])
+            assert words[words.index("bash") + 1] == "-c", child.name
+            assert "<<" not in child.revealed["create"].split("\n")[0]
+    with pytest.raises(ValueError, match="MAX_ARG_STRLEN"):
+        vps.remote_bash("x" * vps.MAX_COMMAND_BYTES, "huge")
 
 
 def test_the_grafana_password_never_appears_in_a_plan() -> None:

@@ -101,6 +101,38 @@ apply_firewall() {
   fi
 }
 
+# The read-only drift user: its own key, and sudo for exactly DRIFT_READS, each program
+# resolved on this host (sudoers matches full paths). visudo checks the file first.
+drift_user() {
+  [[ -n "${DRIFT_KEY}" ]] || return 0
+  if ! id "${DRIFT_USER}" >/dev/null 2>&1; then
+    useradd --create-home --shell /bin/bash --password '*' "${DRIFT_USER}"
+    log "changed: user ${DRIFT_USER}"
+  fi
+  local home read program rules="" staged
+  home="$(getent passwd "${DRIFT_USER}" | cut -d: -f6)"
+  install -d -o "${DRIFT_USER}" -g "${DRIFT_USER}" -m 0700 "${home}/.ssh"
+  printf '%s\n' "${DRIFT_KEY}" >"${home}/.ssh/authorized_keys.new"
+  install -o "${DRIFT_USER}" -g "${DRIFT_USER}" -m 0600 "${home}/.ssh/authorized_keys.new" \
+    "${home}/.ssh/authorized_keys"
+  rm -f "${home}/.ssh/authorized_keys.new"
+  for read in "${DRIFT_READS[@]}"; do
+    program="$(command -v "${read%% *}")"
+    rules+="${DRIFT_USER} ALL=(root) NOPASSWD: ${program} ${read#* }"$'\n'
+  done
+  staged="$(mktemp)"
+  printf '# Managed by trading-infra: ops drift reads, nothing else.\n%s' "${rules}" >"${staged}"
+  visudo -cqf "${staged}"
+  if [[ -f "${DRIFT_SUDOERS}" ]] && cmp -s "${staged}" "${DRIFT_SUDOERS}"; then
+    rm -f "${staged}"
+    log "unchanged: ${DRIFT_SUDOERS}"
+  else
+    install -m 0440 "${staged}" "${DRIFT_SUDOERS}"
+    rm -f "${staged}"
+    log "changed: ${DRIFT_SUDOERS}"
+  fi
+}
+
 reload_services() {
   if was_changed "${SSHD_DROP_IN}"; then systemctl reload ssh; fi
   if was_changed /etc/docker/daemon.json; then systemctl restart docker; fi
@@ -120,6 +152,7 @@ main() {
   rm -f "${ROOT}${SSHD_DROP_IN}.previous"
   if [[ "${MODE}" == "all" ]]; then
     install -d -o "${SSH_USER}" -g "${SSH_USER}" -m 0750 "${APP_DIR}"
+    drift_user
     apply_firewall
     reload_services
   fi

@@ -21,11 +21,14 @@ from typing import Any, Protocol
 import paramiko
 import yaml
 
+from components.vps import DRIFT_USER, drift_reads, script_of
 from ops.drift.model import Diff, Finding
 from ops.drift.state import SECRET, StackState, StateResource
+from stacks import outputs
 
 HOST_TYPE = "trading-infra:vps:VpsHost"
-FLEET_HOSTS = "fleetHosts"
+FLEET_HOSTS = outputs.FLEET_HOSTS
+FLEET_JUMP_HOST = outputs.FLEET_JUMP_HOST
 _FILE_BLOCK = re.compile(
     r"write_file '?(?P<path>[^' ]+)'? \d+ "
     r"<<'(?P<tag>TRADING_INFRA_FILE_\d+)'\n(?P<body>.*?)\n(?P=tag)",
@@ -58,6 +61,8 @@ class HostExpectation:
     files: dict[str, str] = field(default_factory=dict)
     """Files the bootstrap installs, by path (sshd drop-in, ufw rules...)."""
     wireguard_config: str = ""
+    jump: dict[str, Any] | None = None
+    """The jump host (address, port, user, hostKey) the deploy goes through, if any."""
 
     @property
     def services(self) -> dict[str, str]:
@@ -106,6 +111,7 @@ def _resource(state: StackState, name: str) -> StateResource | None:
 def expectations(state: StackState) -> list[HostExpectation]:
     """Every host of the state's fleet, with what it should run."""
     hosts = state.outputs.get(FLEET_HOSTS) or {}
+    jump = state.outputs.get(FLEET_JUMP_HOST) or None
     found = []
     for name, host in sorted(hosts.items()):
         expected = HostExpectation(
@@ -113,19 +119,27 @@ def expectations(state: StackState) -> list[HostExpectation]:
             urn=None,
             address=host["address"],
             port=int(host.get("sshPort", 22)),
-            user=host.get("sshUser", "deploy"),
+            # The read-only drift user, never the deploy user: its sudo allows the
+            # reads below and nothing else.
+            user=DRIFT_USER,
             host_key=host["hostKey"],
+            jump=dict(jump) if isinstance(jump, dict) else None,
         )
         if compose := _resource(state, f"{name}-compose-file"):
             expected.compose_path = str(compose.get("remotePath"))
             expected.compose_text = str((compose.get("source") or {}).get("text", ""))
             expected.urn = compose.parent
-        if env := _resource(state, f"{name}-env-file"):
-            triggers = env.revealed_inputs.get("triggers")
-            if isinstance(triggers, list) and triggers and triggers[0] != SECRET:
-                expected.env_sha256 = str(triggers[0])
+        if up := _resource(state, f"{name}-compose-up"):
+            # The deploy manifest (sha256sum lines) names the .env's hash; a secret, known
+            # only in a `--show-secrets` export.
+            manifest = up.revealed_inputs.get("stdin")
+            if isinstance(manifest, str) and manifest != SECRET:
+                for line in manifest.splitlines():
+                    digest, _, path = line.partition("  ")
+                    if path == ".env":
+                        expected.env_sha256 = digest
         if bootstrap := _resource(state, f"{name}-bootstrap"):
-            script = str(bootstrap.get("create", ""))
+            script = script_of(str(bootstrap.get("create", "")))
             expected.files = {m["path"]: m["body"] + "\n" for m in _FILE_BLOCK.finditer(script)}
         if wireguard := _resource(state, f"{name}-wireguard"):
             expected.wireguard_config = str(wireguard.get("stdin", ""))
@@ -133,27 +147,58 @@ def expectations(state: StackState) -> list[HostExpectation]:
     return found
 
 
+def _pinned_client(address: str, port: int, host_key: str) -> paramiko.SSHClient:
+    key_type, blob = host_key.split()[:2]
+    known = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
+    client = paramiko.SSHClient()
+    entry = address if port == 22 else f"[{address}]:{port}"
+    client.get_host_keys().add(entry, key_type, known)
+    client.set_missing_host_key_policy(paramiko.RejectPolicy())
+    return client
+
+
 class SshRemote:
-    """paramiko, the host key pinned: RejectPolicy and only the expected key known."""
+    """paramiko, the host key pinned: RejectPolicy and only the expected key known.
+    Through the jump host when the fleet has one (a direct-tcpip channel of the jump
+    host's session, its key pinned too), as pulumi-command's ``connection.proxy``."""
 
     def __init__(self, host: HostExpectation, key_path: str, timeout: float = 10) -> None:
-        key_type, blob = host.host_key.split()[:2]
-        known = paramiko.PKey.from_type_string(key_type, base64.b64decode(blob))
-        self.client = paramiko.SSHClient()
-        entry = host.address if host.port == 22 else f"[{host.address}]:{host.port}"
-        self.client.get_host_keys().add(entry, key_type, known)
-        self.client.set_missing_host_key_policy(paramiko.RejectPolicy())
-        self.client.connect(
-            host.address,
-            port=host.port,
-            username=host.user,
-            key_filename=key_path,
-            look_for_keys=False,
-            allow_agent=False,
-            timeout=timeout,
-            banner_timeout=timeout,
-            auth_timeout=timeout,
-        )
+        self.jump: paramiko.SSHClient | None = None
+        options: dict[str, Any] = {
+            "look_for_keys": False,
+            "allow_agent": False,
+            "timeout": timeout,
+            "banner_timeout": timeout,
+            "auth_timeout": timeout,
+        }
+        sock = None
+        if host.jump:
+            jump_at = (str(host.jump["address"]), int(host.jump.get("port", 22)))
+            self.jump = _pinned_client(*jump_at, str(host.jump["hostKey"]))
+            self.jump.connect(
+                jump_at[0],
+                port=jump_at[1],
+                username=str(host.jump.get("user", "jump")),
+                # The drift key: the jump host authorizes it for forwarding only.
+                key_filename=key_path,
+                **options,
+            )
+            transport = self.jump.get_transport()
+            assert transport is not None
+            sock = transport.open_channel("direct-tcpip", (host.address, host.port), ("", 0))
+        self.client = _pinned_client(host.address, host.port, host.host_key)
+        try:
+            self.client.connect(
+                host.address,
+                port=host.port,
+                username=host.user,
+                key_filename=key_path,
+                sock=sock,  # type: ignore[arg-type]
+                **options,
+            )
+        except BaseException:
+            self.close()
+            raise
 
     def run(self, command: str) -> tuple[int, str]:
         _, stdout, _ = self.client.exec_command(command, timeout=30)
@@ -162,6 +207,13 @@ class SshRemote:
 
     def close(self) -> None:
         self.client.close()
+        if self.jump is not None:
+            self.jump.close()
+
+
+def read_command(program: str, app_dir: str) -> str:
+    """One of the drift user's sudo reads, exactly as its sudoers entry allows it."""
+    return shlex.join(["sudo", "-n", program, *drift_reads(app_dir)[program]])
 
 
 def _containers(output: str) -> list[dict[str, Any]]:
@@ -177,8 +229,9 @@ def _containers(output: str) -> list[dict[str, Any]]:
 def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
     """Every difference between the host and its expectation."""
     diffs: list[Diff] = []
+    app_dir = str(Path(host.compose_path).parent)
     env_path = str(Path(host.compose_path).with_name(".env"))
-    _, sums = remote.run(f"sha256sum {shlex.quote(host.compose_path)} {shlex.quote(env_path)}")
+    _, sums = remote.run(read_command("sha256sum", app_dir))
     actual = {
         line.split()[1]: line.split()[0] for line in sums.splitlines() if len(line.split()) == 2
     }
@@ -190,9 +243,7 @@ def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
     if host.env_sha256 is not None and actual.get(env_path) != host.env_sha256:
         diffs.append(Diff(".env sha256", SECRET, SECRET if env_path in actual else "absent"))
 
-    _, ps = remote.run(
-        f"sudo docker compose -f {shlex.quote(host.compose_path)} ps --all --format json"
-    )
+    _, ps = remote.run(read_command("docker", app_dir))
     running = {str(c.get("Service")): c for c in _containers(ps)}
     for service, image in sorted(host.services.items()):
         container = running.get(service)
@@ -207,14 +258,14 @@ def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
     for extra in sorted(set(running) - set(host.services)):
         diffs.append(Diff(f"container {extra}", "absent", f"running {running[extra].get('Image')}"))
 
-    _, ufw = remote.run("sudo ufw show added")
+    _, ufw = remote.run(read_command("ufw", app_dir))
     active = {_rule(line) for line in ufw.splitlines() if line.startswith("ufw ")}
     for rule in sorted(active - host.ufw_rules):
         diffs.append(Diff("ufw rule", "absent", rule))
     for rule in sorted(host.ufw_rules - active):
         diffs.append(Diff("ufw rule", rule, "absent"))
 
-    _, dump = remote.run("sudo wg show wg0 dump")
+    _, dump = remote.run(read_command("wg", app_dir))
     peers = {}
     for line in dump.splitlines()[1:]:
         fields = line.split("\t")
@@ -223,7 +274,7 @@ def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
     if peers != host.wireguard_peers:
         diffs.append(Diff("wireguard peers", host.wireguard_peers, peers))
 
-    _, effective = remote.run("sudo sshd -T")
+    _, effective = remote.run(read_command("sshd", app_dir))
     settings = {}
     for line in effective.splitlines():
         key, _, value = line.partition(" ")

@@ -13,7 +13,7 @@ import socket
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +22,7 @@ import pytest
 from components.compose import render_compose
 from ops.drift.scan import scan
 from ops.drift.state import parse_state
-from ops.drift.vps import HostExpectation, expectations, scan_vps, ssh_connector
+from ops.drift.vps import Connector, HostExpectation, SshRemote, expectations, scan_vps
 from ops.plan import plan_stack
 from ops.runtime import Plan
 from stacks.config import FleetStackConfig, parse_stack_config
@@ -49,7 +49,7 @@ def compose_text(name: str) -> str:
 
 
 FAKES = {
-    "sudo": '#!/bin/sh\nexec "$@"\n',
+    "sudo": '#!/bin/sh\n[ "$1" = -n ] && shift\nexec "$@"\n',
     "docker": '#!/bin/sh\ncat "{fake}/docker-ps.json"\n',
     "ufw": '#!/bin/sh\ncat "{fake}/ufw.txt"\n',
     "wg": '#!/bin/sh\ncat "{fake}/wg.txt"\n',
@@ -135,6 +135,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
         process.wait(timeout=10)
 
 
+def as_test_user(server: Server) -> Connector:
+    """This test's sshd admits the user running the tests, not a drift user."""
+    return lambda host: SshRemote(replace(host, user=getpass.getuser()), str(server.client_key))
+
+
 @pytest.fixture(scope="module")
 def vps_plan() -> Plan:
     return plan_stack("vps")
@@ -155,7 +160,8 @@ def checkpoint(plan: Plan, server: Server, host_key: str | None = None) -> str:
             "urn": "urn:pulumi:vps::trading-infra::pulumi:pulumi:Stack::trading-infra-vps",
             "type": "pulumi:pulumi:Stack",
             "custom": False,
-            "outputs": {**plan.outputs, "fleetHosts": {"cdmx": cdmx}},
+            # Directly: the rehearsal covers the jump host and the real drift user.
+            "outputs": {**plan.outputs, "fleetHosts": {"cdmx": cdmx}, "fleetJumpHost": None},
         }
     ]
     for resource in plan.resources:
@@ -166,9 +172,9 @@ def checkpoint(plan: Plan, server: Server, host_key: str | None = None) -> str:
             text = compose_text("cdmx")
             assert inputs["source"] == {"stringAsset": hashlib.sha256(text.encode()).hexdigest()}
             inputs["source"] = {**ASSET_SIG, "hash": inputs["source"]["stringAsset"], "text": text}
-        if resource.name == "cdmx-env-file":
+        if resource.name == "cdmx-compose-up":
             # A `--show-secrets` export: the secret carries its plaintext.
-            inputs["triggers"] = [{**SECRET_SIG, "plaintext": json.dumps(inputs["triggers"][0])}]
+            inputs["stdin"] = {**SECRET_SIG, "plaintext": json.dumps(inputs["stdin"])}
         resources.append(
             {
                 "urn": resource.urn,
@@ -216,7 +222,7 @@ def healthy(server: Server, vps_plan: Plan) -> tuple[str, HostExpectation]:
 
 
 def vps_report(state: str, server: Server):
-    report, _ = scan("vps", state, vps=lambda s: scan_vps(s, ssh_connector(str(server.client_key))))
+    report, _ = scan("vps", state, vps=lambda s: scan_vps(s, as_test_user(server)))
     return report
 
 

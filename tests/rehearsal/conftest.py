@@ -22,8 +22,13 @@ from tests.rehearsal.sandbox import Sandbox, keygen, start
 from tests.support import ROOT, committed_config
 
 HOSTS = ("cdmx", "chicago", "nj")
+CREDENTIALS = {
+    broker: {"apiKey": f"{broker}-key", "apiSecret": f"{broker}-secret"}
+    for broker in ("tradestation", "interactive-brokers", "bybit-futures", "alpaca", "binance")
+} | {"coinbase": {"apiKey": "cb-key"}, "bybit-spot": {"apiKey": "bs-key"}}
 SECRETS = {
     f"{PROJECT}:grafanaAdminPassword": "grafana-rehearsal-pass",
+    f"{PROJECT}:brokerCredentials": json.dumps(CREDENTIALS),
 }
 
 
@@ -88,7 +93,10 @@ def fleet() -> Iterator[Fleet]:
         keys.mkdir()
         deploy_public = keygen(keys / "deploy", "deploy")
         drift_public = keygen(keys / "drift", "drift")
-        jump = start("jump", scratch, users={"jump": deploy_public}, forwarding=True)
+        # The jump host admits the deploy key and the drift key, for forwarding.
+        jump = start(
+            "jump", scratch, users={"jump": f"{deploy_public}\n{drift_public}"}, forwarding=True
+        )
         started.append(jump)
         hosts = {}
         for name in HOSTS:

@@ -5,9 +5,9 @@
 *executed* the way pulumi-command v1 executes it (provider/pkg/provider/remote in
 pulumi/pulumi-command): one SSH session per command, dialled through
 ``connection.proxy`` with both host keys pinned (``ssh.FixedHostKey``); ``environment``
-as ``env`` requests that must be accepted; ``stdin`` written to the session and closed
-(EOF); the command string sent as the exec request, so the login shell runs it; a
-non-zero exit fails the step. CopyToRemote writes the asset over SFTP.
+as ``env`` requests that must be accepted (the hosts accept none); ``stdin`` written to
+the session and closed (EOF); the command string sent as the exec request, so the login
+shell runs it; a non-zero exit fails the step. CopyToRemote writes the asset over SFTP.
 
 Across runs the engine keeps each resource's last inputs and decides as Pulumi does for
 these types: unchanged inputs run nothing; a change to ``triggers`` (the provider marks
@@ -26,8 +26,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import paramiko
-from paramiko.common import cMSG_CHANNEL_REQUEST
-from paramiko.message import Message
 
 from ops.runtime import _SECRET_SIG, _SECRET_VALUE, PlanMocks
 
@@ -106,24 +104,6 @@ def dial(
     return clients
 
 
-def _setenv(channel: paramiko.Channel, name: str, value: str) -> None:
-    """An ``env`` request with want_reply, as Go's ``session.Setenv`` sends it: a server
-    that does not accept the variable fails the command."""
-    message = Message()
-    message.add_byte(cMSG_CHANNEL_REQUEST)
-    message.add_int(channel.remote_chanid)
-    message.add_string("env")
-    message.add_boolean(True)
-    message.add_string(name)
-    message.add_string(value)
-    channel._event_pending()
-    channel.transport._send_user_message(message)
-    try:
-        channel._wait_for_event()
-    except paramiko.SSHException as error:
-        raise StepFailedError(f"could not set environment variable {name!r}: {error}") from None
-
-
 def run(
     connection: Mapping[str, Any],
     command: str,
@@ -140,8 +120,14 @@ def run(
         assert transport is not None
         channel = transport.open_session()
         channel.settimeout(timeout)
-        for name, value in (environment or {}).items():
-            _setenv(channel, name, value)
+        if environment:
+            # pulumi-command sends `env` requests with want_reply and fails the step when
+            # the server refuses them; sshd accepts only AcceptEnv names, and the fleet's
+            # hardened sshd has none. A step must carry its settings in its script.
+            raise StepFailedError(
+                f"could not set environment variable(s) {sorted(environment)}: the hosts' "
+                "sshd accepts none (no AcceptEnv)"
+            )
         channel.exec_command(command)
         if stdin:
             channel.sendall(stdin.encode())

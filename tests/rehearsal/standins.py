@@ -78,6 +78,9 @@ def docker():
         (STATE / "running").unlink(missing_ok=True)
         with open(STATE / "deploys.log", "a") as handle:
             handle.write("down\n")
+    elif "config" in ARGS and "--services" in ARGS:
+        services = (yaml.safe_load(Path(compose).read_text()) or {}).get("services") or {}
+        print("\n".join(services))
     elif "ps" in ARGS:
         if not (STATE / "running").exists():
             return 0

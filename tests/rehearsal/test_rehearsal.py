@@ -4,12 +4,15 @@ are about effects on the hosts, not about the strings."""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import subprocess
 
+import paramiko
 import pytest
 
-from components.vps import APP_DIR, step_scripts
+from components.vps import APP_DIR, DRIFT_USER, drift_reads, step_scripts
+from ops.drift.vps import HostExpectation, SshRemote, read_command
 from stacks.config import PROJECT
 from tests.rehearsal.conftest import HOSTS, Fleet
 from tests.rehearsal.engine import StepFailedError, run
@@ -86,8 +89,10 @@ def test_wireguard_config_holds_the_hosts_own_key_and_every_peer_once(
 def test_services_run_the_files_the_stack_rendered(fleet: Fleet, first, host: str) -> None:
     plan, _ = first
     box = fleet.hosts[host]
-    compose = plan.named(f"{host}-compose-file").revealed["source"]
-    assert box.read(f"{APP_DIR}/docker-compose.yml") == compose["text"]
+    source = plan.named(f"{host}-compose-file").revealed["source"]
+    installed = box.read(f"{APP_DIR}/docker-compose.yml")
+    assert hashlib.sha256(installed.encode()).hexdigest() == source["stringAsset"]
+    assert "services:" in installed
     deploys = box.state("deploys.log").read_text().splitlines()
     assert deploys[-1].startswith("up ") and "absent" not in deploys[-1]
 
@@ -120,7 +125,7 @@ def test_a_failing_health_check_fails_the_deploy(fleet: Fleet, first) -> None:
     box.state("unhealthy").write_text("market-data\n")
     try:
         with pytest.raises(StepFailedError, match="market-data"):
-            fleet.deploy(fleet.config(healthTimeoutSeconds=10, futuresBrokers=["tradestation"]))
+            fleet.deploy(fleet.config(healthTimeoutSeconds=10))
     finally:
         box.state("unhealthy").unlink()
 
@@ -147,3 +152,54 @@ def test_the_harness_catches_a_script_that_swallows_its_stdin(fleet: Fleet, firs
     command = plan.named("cdmx-env-file").revealed["create"].replace(APP_DIR, scratch)
     run(connection, command, stdin="SECRET=1\n", environment=None, routes=fleet.mocks.routes)
     assert box.inside(f"cat {scratch}/.env").stdout == "SECRET=1\n"
+
+
+def drift_expectation(fleet: Fleet, host: str, jump_key: str) -> HostExpectation:
+    """How ``ops drift`` sees ``host``: as the drift user, through the jump host whose
+    pinned key is ``jump_key``."""
+    box = fleet.hosts[host]
+    return HostExpectation(
+        name=host,
+        urn=None,
+        address="127.0.0.1",
+        port=box.port,
+        user=DRIFT_USER,
+        host_key=box.host_key,
+        jump={"address": "127.0.0.1", "port": fleet.jump.port, "user": "jump", "hostKey": jump_key},
+    )
+
+
+def drift_session(fleet: Fleet, host: str) -> SshRemote:
+    """``ops drift``'s own SSH client, as the drift user, through the jump host."""
+    return SshRemote(drift_expectation(fleet, host, fleet.jump.host_key), str(fleet.drift_key))
+
+
+def test_drift_reads_as_its_own_user_through_the_jump_host_and_nothing_more(
+    fleet: Fleet, first
+) -> None:
+    remote = drift_session(fleet, "cdmx")
+    try:
+        for program in drift_reads():
+            status, output = remote.run(read_command(program, APP_DIR))
+            assert status == 0, (program, output)
+        status, sums = remote.run(read_command("sha256sum", APP_DIR))
+        assert f"{APP_DIR}/.env" in sums
+        # Its sudo is the reads above, exactly: no secrets, no other command.
+        for denied in (
+            f"sudo -n cat {APP_DIR}/.env",
+            f"cat {APP_DIR}/.env",
+            "sudo -n docker ps",
+            f"sudo -n sha256sum {APP_DIR}/.env",
+            "sudo -n bash -c id",
+        ):
+            status, _ = remote.run(denied)
+            assert status != 0, denied
+    finally:
+        remote.close()
+
+
+def test_the_drift_user_cannot_log_in_without_the_pinned_jump_host(fleet: Fleet, first) -> None:
+    # The jump host pinned to another key (the target's): refused, not trusted.
+    wrong = drift_expectation(fleet, "cdmx", fleet.hosts["cdmx"].host_key)
+    with pytest.raises(paramiko.BadHostKeyException):
+        SshRemote(wrong, str(fleet.drift_key))
