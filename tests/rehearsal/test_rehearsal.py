@@ -10,6 +10,7 @@ import subprocess
 
 import paramiko
 import pytest
+from pulumi.runtime import MockResourceArgs
 
 from components.vps import APP_DIR, DRIFT_USER, drift_reads, step_scripts
 from ops.drift.vps import HostExpectation, SshRemote, read_command
@@ -203,3 +204,40 @@ def test_the_drift_user_cannot_log_in_without_the_pinned_jump_host(fleet: Fleet,
     wrong = drift_expectation(fleet, "cdmx", fleet.hosts["cdmx"].host_key)
     with pytest.raises(paramiko.BadHostKeyException):
         SshRemote(wrong, str(fleet.drift_key))
+
+
+def test_the_engine_replaces_on_changed_triggers_and_refuses_a_protected_one(
+    fleet: Fleet, first
+) -> None:
+    """What the fixes avoid, still modelled: a trigger change runs the new create, then
+    the old resource's delete at the end of the deployment; protected, it fails."""
+    plan, _ = first
+    connection = plan.named("cdmx-env-file").revealed["connection"]
+    mocks = fleet.mocks
+
+    def register(trigger: int) -> None:
+        mocks.new_resource(
+            MockResourceArgs(
+                typ="command:remote:Command",
+                name="probe",
+                inputs={
+                    "connection": connection,
+                    "create": f"echo {trigger} >> /opt/trading-infra/probe",
+                    "delete": "echo deleted >> /opt/trading-infra/probe",
+                    "triggers": [trigger],
+                },
+                provider=None,
+                resource_id=None,
+            )
+        )
+
+    start = len(mocks.operations)
+    register(1)
+    register(2)
+    mocks.finish()
+    assert [o.op for o in mocks.operations[start:]] == ["create", "replace", "delete"]
+    assert fleet.hosts["cdmx"].read(f"{APP_DIR}/probe") == "1\n2\ndeleted\n"
+    mocks.protected.add("probe")
+    with pytest.raises(StepFailedError, match="protected"):
+        register(3)
+    mocks.protected.discard("probe")
