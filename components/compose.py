@@ -25,12 +25,23 @@ QUESTDB_ILP_PORT = 9009
 BACKTESTING_PORT = 5003
 ML_SERVICE_PORT = 5004
 
-MESH_PORTS: dict[str, tuple[int, ...]] = {
-    "orchestrator": (GATEWAY_PORT, QUESTDB_HTTP_PORT, QUESTDB_ILP_PORT),
-    "futures": (TRADING_PORT, MARKET_DATA_PORT),
-    "equities-crypto": (TRADING_PORT, MARKET_DATA_PORT),
+EXECUTION_ROLES = ("futures", "equities-crypto")
+
+MESH_CLIENTS: dict[str, dict[int, tuple[str, ...]]] = {
+    # The execution nodes call the gateway (the planning notes' PRIMARY_GATEWAY) and
+    # write ticks to QuestDB over ILP; QuestDB's HTTP console and PG wire stay local.
+    "orchestrator": {GATEWAY_PORT: EXECUTION_ROLES, QUESTDB_ILP_PORT: EXECUTION_ROLES},
+    # The orchestrator's gateway routes orders and data requests; its Prometheus scrapes.
+    "futures": {TRADING_PORT: ("orchestrator",), MARKET_DATA_PORT: ("orchestrator",)},
+    "equities-crypto": {TRADING_PORT: ("orchestrator",), MARKET_DATA_PORT: ("orchestrator",)},
 }
-"""Ports each role publishes on its WireGuard address (ufw admits them from the mesh)."""
+"""Per role, each port published on the WireGuard address and the roles that may open
+it: ufw and ``DOCKER-USER`` admit exactly these peers, on ``wg0`` only."""
+
+MESH_PORTS: dict[str, tuple[int, ...]] = {
+    role: tuple(clients) for role, clients in MESH_CLIENTS.items()
+}
+"""Ports each role publishes on its WireGuard address."""
 
 
 @dataclass(frozen=True)
@@ -145,7 +156,7 @@ def prometheus_config(wireguard_addresses: Mapping[str, str]) -> str:
         f"{address}:{port}"
         for role, address in wireguard_addresses.items()
         for port in MESH_PORTS[role]
-        if port not in (QUESTDB_HTTP_PORT, QUESTDB_ILP_PORT)
+        if port != QUESTDB_ILP_PORT
     )
     return yaml.safe_dump(
         {
@@ -189,9 +200,10 @@ def _orchestrator(address: str, fleet: FleetServices) -> dict[str, Any]:
                 images["questdb"],
                 health=["CMD-SHELL", f"bash -c '</dev/tcp/127.0.0.1/{QUESTDB_HTTP_PORT}'"],
                 memory="2g",
-                # The fleet's single writer: the execution nodes write over the mesh.
+                # The fleet's single writer: the execution nodes write over the mesh (ILP
+                # only); the HTTP console and PG wire are for this host alone.
                 ports=[
-                    f"{on_mesh}:{QUESTDB_HTTP_PORT}:{QUESTDB_HTTP_PORT}",
+                    f"127.0.0.1:{QUESTDB_HTTP_PORT}:{QUESTDB_HTTP_PORT}",
                     f"{on_mesh}:{QUESTDB_ILP_PORT}:{QUESTDB_ILP_PORT}",
                     "127.0.0.1:8812:8812",
                 ],

@@ -25,11 +25,21 @@ from typing import Required, TypedDict
 import pulumi
 from pulumi_command import remote
 
-from components.compose import MESH_PORTS
+from components.compose import MESH_CLIENTS
 
 FILES = Path(__file__).with_name("vps_files")
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-trading-infra.conf"
+SSH_SOCKET_DROP_IN = "/etc/systemd/system/ssh.socket.d/10-trading-infra.conf"
+DOCKER_DROP_IN = "/etc/systemd/system/docker.service.d/10-trading-infra.conf"
+DOCKER_ORIGINS = "/etc/apt/apt.conf.d/51trading-infra-docker"
 UFW_RULES = "/etc/trading-infra/ufw.rules"
+DOCKER_USER_RULES = "/etc/trading-infra/docker-user.rules"
+DOCKER_USER_BEGIN = "# BEGIN trading-infra DOCKER-USER"
+DOCKER_USER_END = "# END trading-infra DOCKER-USER"
+MIN_DOCKER_VERSION = "28.3.3"
+"""Docker Engine 28.0 drops traffic from other hosts to ports published on 127.0.0.1
+(moby/moby#48721), and 28.3.3 keeps those rules across a firewall reload
+(CVE-2025-54388, GHSA-x4rx-4gw3-53p4): https://docs.docker.com/engine/release-notes/28/"""
 APP_DIR = "/opt/trading-infra"
 WIREGUARD_INTERFACE = "wg0"
 
@@ -45,6 +55,12 @@ class HostSpec:
     ssh_user: str
     host_key: str
     wireguard_address: str
+    additional_ssh_ports: tuple[int, ...] = ()
+    """Ports sshd also listens on (and ufw admits): to move ``ssh_port`` in two deploys."""
+
+    @property
+    def ssh_ports(self) -> tuple[int, ...]:
+        return (self.ssh_port, *(p for p in self.additional_ssh_ports if p != self.ssh_port))
 
 
 @dataclass(frozen=True)
@@ -100,10 +116,33 @@ def drift_reads(app_dir: str = APP_DIR) -> dict[str, list[str]]:
     }
 
 
-def sshd_hardening(ssh_user: str, ssh_port: int) -> str:
-    """The sshd drop-in: keys only, no root, few tries, no forwarding of any kind."""
+SSH_KEX = (
+    "sntrup761x25519-sha512@openssh.com",
+    "curve25519-sha256",
+    "curve25519-sha256@libssh.org",
+    "diffie-hellman-group-exchange-sha256",
+)
+SSH_CIPHERS = (
+    "chacha20-poly1305@openssh.com",
+    "aes256-gcm@openssh.com",
+    "aes128-gcm@openssh.com",
+    "aes256-ctr",
+    "aes192-ctr",
+    "aes128-ctr",
+)
+SSH_MACS = ("hmac-sha2-512-etm@openssh.com", "hmac-sha2-256-etm@openssh.com")
+"""dev-sec's ssh-baseline (sshd-14/15/16, OpenSSH >= 8.5) and CIS 5.1: no SHA-1, no
+NIST curves, MACs encrypt-then-MAC only. OpenSSH 9.2 (Debian 12) and Go's x/crypto/ssh
+(pulumi-command) and paramiko (``ops drift``) all negotiate within them; the rehearsal
+logs in through a host's hardened sshd to prove it."""
+
+
+def sshd_hardening(ssh_user: str, ssh_ports: tuple[int, ...]) -> str:
+    """The sshd drop-in: keys only, no root, few tries, no forwarding of any kind, the
+    baseline's algorithms, verbose logs (key fingerprints), bounded unauthenticated
+    connections."""
     settings = [
-        ("Port", str(ssh_port)),
+        *(("Port", str(port)) for port in ssh_ports),
         ("PermitRootLogin", "no"),
         ("PasswordAuthentication", "no"),
         ("KbdInteractiveAuthentication", "no"),
@@ -111,20 +150,64 @@ def sshd_hardening(ssh_user: str, ssh_port: int) -> str:
         ("PubkeyAuthentication", "yes"),
         ("AuthenticationMethods", "publickey"),
         ("MaxAuthTries", "3"),
+        ("MaxStartups", "10:30:60"),
         ("LoginGraceTime", "30"),
+        ("LogLevel", "VERBOSE"),
         ("AllowUsers", f"{ssh_user} {DRIFT_USER}"),
+        ("DisableForwarding", "yes"),
         ("AllowTcpForwarding", "no"),
         ("AllowStreamLocalForwarding", "no"),
         ("AllowAgentForwarding", "no"),
         ("X11Forwarding", "no"),
         ("PermitTunnel", "no"),
         ("GatewayPorts", "no"),
+        ("KexAlgorithms", ",".join(SSH_KEX)),
+        ("Ciphers", ",".join(SSH_CIPHERS)),
+        ("MACs", ",".join(SSH_MACS)),
         ("ClientAliveInterval", "300"),
         ("ClientAliveCountMax", "2"),
     ]
     lines = ["# Managed by trading-infra (components/vps.py); edits are overwritten."]
     lines += [f"{key} {value}" for key, value in settings]
     return "\n".join(lines) + "\n"
+
+
+def ssh_socket_drop_in(ssh_ports: tuple[int, ...]) -> str:
+    """Socket-activated sshd (Ubuntu >= 22.10) listens where ``ssh.socket`` says and
+    ignores ``Port``: the socket gets the same ports (the empty ``ListenStream=`` drops
+    the packaged 22). Harmless where sshd is not socket-activated. See Ubuntu's
+    "OpenSSH server" guide and systemd.socket(5)."""
+    lines = [
+        "# Managed by trading-infra: the ports of the sshd drop-in, for socket activation.",
+        "[Socket]",
+        "ListenStream=",
+        *(f"ListenStream={port}" for port in ssh_ports),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def docker_wireguard_drop_in() -> str:
+    """Docker starts after ``wg0`` is up: containers publish ports on the WireGuard
+    address, and a bind that fails at boot is not retried (moby/moby#39559)."""
+    unit = f"wg-quick@{WIREGUARD_INTERFACE}.service"
+    return (
+        "# Managed by trading-infra: publish on the WireGuard address only once it exists.\n"
+        "[Unit]\n"
+        f"Wants={unit}\n"
+        f"After={unit}\n"
+    )
+
+
+def docker_upgrade_origins() -> str:
+    """unattended-upgrades also takes Docker's own repository (its Release file says
+    ``Origin: Docker``, ``Label: Docker CE``); apt appends this list to the distribution's
+    ``Unattended-Upgrade::Origins-Pattern``."""
+    return (
+        "// Managed by trading-infra: security fixes of the Docker engine arrive unattended.\n"
+        "Unattended-Upgrade::Origins-Pattern {\n"
+        '        "origin=Docker,label=Docker CE,codename=${distro_codename}";\n'
+        "};\n"
+    )
 
 
 def docker_daemon_json() -> str:
@@ -146,11 +229,11 @@ def docker_daemon_json() -> str:
     )
 
 
-def fail2ban_jail(ssh_port: int) -> str:
+def fail2ban_jail(ssh_ports: tuple[int, ...]) -> str:
     return (
         "[sshd]\n"
         "enabled = true\n"
-        f"port = {ssh_port}\n"
+        f"port = {','.join(map(str, ssh_ports))}\n"
         "backend = systemd\n"
         "maxretry = 5\n"
         "findtime = 10m\n"
@@ -166,41 +249,151 @@ def auto_upgrades() -> str:
     )
 
 
+def mesh_clients(host: HostSpec, mesh: MeshSpec) -> list[tuple[int, HostSpec]]:
+    """(port, peer): each port the host publishes on the mesh, with every peer whose role
+    needs it (``MESH_CLIENTS``)."""
+    return [
+        (port, peer)
+        for port, roles in MESH_CLIENTS[host.role].items()
+        for peer in sorted(mesh.peers_of(host), key=lambda p: p.name)
+        if peer.role in roles
+    ]
+
+
+def _ufw_source(cidr: str) -> str:
+    # ufw lists a single-address network as the address (``show added``).
+    network = ipaddress.ip_network(cidr)
+    single = network.prefixlen == network.max_prefixlen
+    return str(network.network_address) if single else str(network)
+
+
 def ufw_rules(host: HostSpec, mesh: MeshSpec) -> str:
-    """One ufw argument list per line. Default deny incoming (set by the script); SSH
-    from the admin networks; WireGuard from the peers only; the role's service ports
-    from the mesh, on the WireGuard interface."""
-    lines = ["# Managed by trading-infra: ufw arguments, one rule per line."]
-    for cidr in mesh.ssh_sources:
-        lines.append(f"allow proto tcp from {cidr} to any port {host.ssh_port} comment ssh-admin")
-    for peer in mesh.peers_of(host):
+    """One rule per line, spelled as ``ufw show added`` lists it (so the firewall step
+    applies a diff): SSH from the admin networks and the jump host; WireGuard from the
+    peers; each mesh port from the peers that need it, on ``wg0``. Default deny incoming
+    is set by the script."""
+    lines = ["# Managed by trading-infra: ufw rules as `ufw show added` lists them."]
+    for port in host.ssh_ports:
+        for cidr in mesh.ssh_sources:
+            lines.append(
+                f"allow from {_ufw_source(cidr)} to any port {port} proto tcp comment 'ssh-admin'"
+            )
+    for peer in sorted(mesh.peers_of(host), key=lambda p: p.name):
         lines.append(
-            f"allow proto udp from {peer.address} to any port {mesh.port} "
-            f"comment wireguard-{peer.name}"
+            f"allow from {peer.address} to any port {mesh.port} proto udp "
+            f"comment 'wireguard-{peer.name}'"
         )
-    for port in MESH_PORTS[host.role]:
+    for port, peer in mesh_clients(host, mesh):
         lines.append(
-            f"allow in on {WIREGUARD_INTERFACE} proto tcp from {mesh.cidr} to any port {port} "
-            "comment mesh"
+            f"allow in on {WIREGUARD_INTERFACE} from {peer.wireguard_address} to any port "
+            f"{port} proto tcp comment 'mesh-{peer.name}'"
         )
     return "\n".join(lines) + "\n"
 
 
+def docker_user_rules(host: HostSpec, mesh: MeshSpec) -> str:
+    """The mesh policy for published ports, which never reach ufw's INPUT rules: an
+    ``iptables-restore`` block for ``/etc/ufw/after.rules`` (so every ``ufw reload``
+    restores it). Docker sends forwarded traffic through ``DOCKER-USER`` first
+    (https://docs.docker.com/engine/network/packet-filtering-firewalls/): replies and the
+    containers' own traffic pass; a new connection to a published port (DNAT) passes
+    only from a peer that needs that port, arriving on ``wg0``; anything else arriving
+    on ``wg0`` or to a published port is dropped, whatever address the port is bound to."""
+    chain = "-A DOCKER-USER"
+    lines = [
+        DOCKER_USER_BEGIN,
+        "*filter",
+        ":DOCKER-USER - [0:0]",
+        f"{chain} -m conntrack --ctstate RELATED,ESTABLISHED -j RETURN",
+        f"{chain} -i docker0 -j RETURN",
+        f"{chain} -i br-+ -j RETURN",
+        *(
+            f"{chain} -i {WIREGUARD_INTERFACE} -s {peer.wireguard_address}/32 -p tcp "
+            f"-m conntrack --ctstate DNAT --ctorigdstport {port} -j RETURN"
+            for port, peer in mesh_clients(host, mesh)
+        ),
+        f"{chain} -i {WIREGUARD_INTERFACE} -j DROP",
+        f"{chain} -m conntrack --ctstate DNAT -j DROP",
+        f"{chain} -j RETURN",
+        "COMMIT",
+        DOCKER_USER_END,
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _installer(function: str, files: list[tuple[str, str, str]]) -> list[str]:
+    """A bash function writing ``files`` (path, mode, content) with ``write_file``."""
+    lines = [f"{function}() {{"]
+    for index, (path, mode, content) in enumerate(files):
+        delimiter = f"TRADING_INFRA_FILE_{index}"
+        if delimiter in content:
+            raise ValueError(f"{path}: content contains its heredoc delimiter")
+        lines += [
+            f"  write_file {shlex.quote(path)} {mode} <<'{delimiter}'",
+            content.rstrip("\n"),
+            delimiter,
+        ]
+    return [*lines, "}", ""]
+
+
+def _firewall_settings(
+    host: HostSpec, mesh: MeshSpec
+) -> tuple[list[str], list[tuple[str, str, str]]]:
+    settings = [
+        f"readonly UFW_RULES={shlex.quote(UFW_RULES)}",
+        f"readonly DOCKER_USER_RULES={shlex.quote(DOCKER_USER_RULES)}",
+        f"readonly DOCKER_USER_BEGIN={shlex.quote(DOCKER_USER_BEGIN)}",
+        f"readonly DOCKER_USER_END={shlex.quote(DOCKER_USER_END)}",
+    ]
+    files = [
+        (UFW_RULES, "644", ufw_rules(host, mesh)),
+        (DOCKER_USER_RULES, "644", docker_user_rules(host, mesh)),
+    ]
+    return settings, files
+
+
+def render_firewall(host: HostSpec, mesh: MeshSpec) -> str:
+    """The bootstrap's firewall part alone (its files, then ``apply_firewall``): what the
+    tests run against the real ufw and iptables in a network namespace of their own."""
+    settings, files = _firewall_settings(host, mesh)
+    return "\n".join(
+        [
+            "#!/usr/bin/env bash",
+            f"# Firewall of {host.name} ({host.role}). Rendered by components/vps.py.",
+            *settings,
+            "",
+            *_installer("install_firewall_files", files),
+            (FILES / "lib.sh").read_text(),
+            (FILES / "firewall.sh").read_text(),
+            "install_firewall_files",
+            "apply_firewall",
+            "",
+        ]
+    )
+
+
 def render_bootstrap(host: HostSpec, mesh: MeshSpec) -> str:
     """The bootstrap script: settings, the files it installs, then the static body."""
+    firewall_settings, firewall_files = _firewall_settings(host, mesh)
     files = [
-        (SSHD_DROP_IN, "644", sshd_hardening(host.ssh_user, host.ssh_port)),
+        (SSHD_DROP_IN, "600", sshd_hardening(host.ssh_user, host.ssh_ports)),
+        (SSH_SOCKET_DROP_IN, "644", ssh_socket_drop_in(host.ssh_ports)),
+        (DOCKER_DROP_IN, "644", docker_wireguard_drop_in()),
         ("/etc/docker/daemon.json", "644", docker_daemon_json()),
-        ("/etc/fail2ban/jail.d/sshd.local", "644", fail2ban_jail(host.ssh_port)),
+        ("/etc/fail2ban/jail.d/sshd.local", "644", fail2ban_jail(host.ssh_ports)),
         ("/etc/apt/apt.conf.d/20auto-upgrades", "644", auto_upgrades()),
-        (UFW_RULES, "644", ufw_rules(host, mesh)),
+        (DOCKER_ORIGINS, "644", docker_upgrade_origins()),
+        *firewall_files,
     ]
     reads = drift_reads()
     header = [
         "#!/usr/bin/env bash",
         f"# Bootstrap of {host.name} ({host.role}). Rendered by components/vps.py.",
         f"readonly SSHD_DROP_IN={shlex.quote(SSHD_DROP_IN)}",
-        f"readonly UFW_RULES={shlex.quote(UFW_RULES)}",
+        f"readonly SSH_SOCKET_DROP_IN={shlex.quote(SSH_SOCKET_DROP_IN)}",
+        f"readonly DOCKER_DROP_IN={shlex.quote(DOCKER_DROP_IN)}",
+        f"readonly MIN_DOCKER_VERSION={shlex.quote(MIN_DOCKER_VERSION)}",
+        *firewall_settings,
         f"readonly APP_DIR={shlex.quote(APP_DIR)}",
         f"readonly SSH_USER={shlex.quote(host.ssh_user)}",
         f"readonly DRIFT_USER={shlex.quote(DRIFT_USER)}",
@@ -211,19 +404,10 @@ def render_bootstrap(host: HostSpec, mesh: MeshSpec) -> str:
         *(f"  {shlex.quote(program + ' ' + shlex.join(args))}" for program, args in reads.items()),
         ")",
         "",
-        "install_files() {",
+        *_installer("install_files", files),
     ]
-    for index, (path, mode, content) in enumerate(files):
-        delimiter = f"TRADING_INFRA_FILE_{index}"
-        if delimiter in content:
-            raise ValueError(f"{path}: content contains its heredoc delimiter")
-        header += [
-            f"  write_file {shlex.quote(path)} {mode} <<'{delimiter}'",
-            content.rstrip("\n"),
-            delimiter,
-        ]
-    header += ["}", ""]
-    return "\n".join(header) + (FILES / "bootstrap.sh").read_text()
+    body = [(FILES / name).read_text() for name in ("lib.sh", "firewall.sh", "bootstrap.sh")]
+    return "\n".join(header) + "\n".join(body)
 
 
 def wireguard_config(host: HostSpec, mesh: MeshSpec, public_keys: Mapping[str, str]) -> str:

@@ -15,6 +15,7 @@ from __future__ import annotations
 import ipaddress
 import json
 import re
+import shlex
 from collections import defaultdict
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -632,7 +633,18 @@ def _host_key(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
     return found
 
 
-_SSH_RULE = re.compile(r"allow proto tcp from (\S+) to any port (\d+) comment ssh-admin")
+_SSH_RULE = re.compile(r"allow from (\S+) to any port (\d+) proto tcp comment 'ssh-admin'")
+"""An SSH rule of the bootstrap's ufw rules file, spelled as ``ufw show added`` lists it
+(components/vps.py ``ufw_rules``)."""
+
+
+def _script(command: str) -> str:
+    """The script a step runs: the ``-c`` argument of ``bash -c SCRIPT NAME``."""
+    try:
+        words = shlex.split(command)
+    except ValueError:
+        return command
+    return words[words.index("-c") + 1] if "-c" in words[:-1] else command
 
 
 def _covers_world(cidrs: Iterable[str]) -> list[str]:
@@ -659,8 +671,11 @@ def _admin_cidr(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
     for s in subjects:
         if s.type == "command:remote:Command" and s.urn.endswith("-bootstrap"):
             by_port: dict[str, list[str]] = defaultdict(list)
-            for cidr, port in _SSH_RULE.findall(str(s.props.get("create", ""))):
+            for cidr, port in _SSH_RULE.findall(_script(str(s.props.get("create", "")))):
                 by_port[port].append(cidr)
+            if not by_port:
+                # A bootstrap whose rules this rule cannot read is not a passing one.
+                found.append((s.urn, "no SSH rule found in the bootstrap's ufw rules"))
             for port, cidrs in sorted(by_port.items()):
                 for world in _covers_world(cidrs):
                     found.append((s.urn, f"SSH (port {port}) open to {world}"))

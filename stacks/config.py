@@ -894,7 +894,12 @@ class FleetHostConfig(_Section):
     wireguard_address: str
     """The host's address inside ``meshCidr``. Required."""
     ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
-    """SSH port. Default 22."""
+    """The port sshd listens on and deploys connect to. Default 22. To move it without
+    locking anyone out, deploy once with the new port in ``additionalSshPorts``, then
+    make it ``sshPort`` (docs/fleet.md)."""
+    additional_ssh_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
+    """Ports sshd also listens on and ufw also admits SSH to (the socket too, where sshd
+    is socket-activated). Default none."""
     ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "deploy"
     """Non-root user with the deploy key and passwordless sudo. Default ``deploy``."""
 

@@ -35,6 +35,7 @@ def mesh_of(config: FleetStackConfig) -> MeshSpec:
                 role=h.role,
                 address=h.address,
                 ssh_port=h.ssh_port,
+                additional_ssh_ports=tuple(h.additional_ssh_ports),
                 ssh_user=h.ssh_user,
                 host_key=h.host_key,
                 wireguard_address=h.wireguard_address,

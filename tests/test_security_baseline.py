@@ -272,7 +272,7 @@ BREAKS: dict[str, tuple[str, str, Mutation | OnResource | str]] = {
         lambda p: p.update(
             create=p["create"]
             .replace("from 198.51.100.0/24 to any port 22", "from 0.0.0.0/1 to any port 22")
-            .replace("from 198.51.100.5/32 to any port 22", "from 128.0.0.0/1 to any port 22")
+            .replace("from 198.51.100.5 to any port 22", "from 128.0.0.0/1 to any port 22")
         ),
     ),
 }

@@ -265,9 +265,9 @@ def sshd_root(tmp_path: Path) -> Path:
     return root
 
 
-def test_hardening_drop_in_passes_sshd_t(tmp_path: Path) -> None:
+def test_hardening_drop_in_passes_sshd_t_and_meets_the_baseline(tmp_path: Path) -> None:
     root = sshd_root(tmp_path)
-    (root / SSHD_DROP_IN.lstrip("/")).write_text(sshd_hardening("deploy", 22))
+    (root / SSHD_DROP_IN.lstrip("/")).write_text(sshd_hardening("deploy", (22, 2222)))
     result = subprocess.run(
         [sshd(), "-t", "-f", str(root / "etc/ssh/sshd_config")],
         capture_output=True,
@@ -280,18 +280,126 @@ def test_hardening_drop_in_passes_sshd_t(tmp_path: Path) -> None:
         capture_output=True,
         text=True,
         timeout=30,
-    ).stdout
+    ).stdout.splitlines()
+    # dev-sec ssh-baseline and CIS 5.1, as sshd itself resolves them.
     for setting in (
+        "port 22",
+        "port 2222",
         "permitrootlogin no",
         "passwordauthentication no",
         "kbdinteractiveauthentication no",
         "maxauthtries 3",
+        "maxstartups 10:30:60",
+        "loglevel VERBOSE",
+        "disableforwarding yes",
         "allowtcpforwarding no",
         "allowagentforwarding no",
         "x11forwarding no",
         "allowusers deploy",
+        "allowusers drift",
+        "macs hmac-sha2-512-etm@openssh.com,hmac-sha2-256-etm@openssh.com",
     ):
-        assert setting in effective.splitlines(), setting
+        assert setting in effective, setting
+    kex = next(line for line in effective if line.startswith("kexalgorithms ")).split()[1]
+    assert set(kex.split(",")) <= {
+        "sntrup761x25519-sha512@openssh.com",
+        "curve25519-sha256",
+        "curve25519-sha256@libssh.org",
+        "diffie-hellman-group-exchange-sha256",
+    }
+    ciphers = next(line for line in effective if line.startswith("ciphers ")).split()[1]
+    assert not any("cbc" in c or "3des" in c for c in ciphers.split(","))
+
+
+def systemd_verify(units: Path, unit: str) -> subprocess.CompletedProcess[str]:
+    """systemd-analyze verify of ``unit`` with ``units`` as the only unit directory."""
+    return subprocess.run(
+        ["systemd-analyze", "verify", "--man=no", str(units / unit)],
+        env={**os.environ, "SYSTEMD_UNIT_PATH": f"{units}:"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def stub_unit(path: Path, section: str, body: str) -> None:
+    path.write_text(f"[Unit]\nDescription=stand-in\n[{section}]\n{body}\n")
+
+
+def test_docker_starts_after_wireguard_and_ssh_socket_gets_the_ports(tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    units.mkdir()
+    stub_unit(units / "docker.service", "Service", "ExecStart=/bin/true")
+    stub_unit(units / "wg-quick@.service", "Service", "Type=oneshot\nExecStart=/bin/true")
+    stub_unit(units / "ssh.socket", "Socket", "ListenStream=22\nAccept=yes")
+    stub_unit(units / "ssh@.service", "Service", "ExecStart=/bin/true\nStandardInput=socket")
+    (units / "docker.service.d").mkdir()
+    (units / "docker.service.d" / Path(vps.DOCKER_DROP_IN).name).write_text(
+        vps.docker_wireguard_drop_in()
+    )
+    (units / "ssh.socket.d").mkdir()
+    (units / "ssh.socket.d" / Path(vps.SSH_SOCKET_DROP_IN).name).write_text(
+        vps.ssh_socket_drop_in((2222,))
+    )
+    # systemd-analyze verify warns about anything it ignores (and exits 0): silence
+    # means every line of the drop-ins was understood.
+    for unit in ("docker.service", "ssh.socket"):
+        result = systemd_verify(units, unit)
+        assert (result.returncode, result.stderr) == (0, ""), result.stderr
+    config = vps.docker_wireguard_drop_in().splitlines()
+    assert {"Wants=wg-quick@wg0.service", "After=wg-quick@wg0.service"} <= set(config)
+    socket = vps.ssh_socket_drop_in((2222, 22)).splitlines()
+    # The empty assignment drops the packaged ListenStream before the ports are listed.
+    assert socket[socket.index("[Socket]") + 1 :] == [
+        "ListenStream=",
+        "ListenStream=2222",
+        "ListenStream=22",
+    ]
+
+
+def apt_patterns(parts: Path) -> subprocess.CompletedProcess[str]:
+    """What apt itself reads from an apt.conf.d directory (as unattended-upgrades does)."""
+    main = parts.parent / "apt.conf"
+    main.write_text(f'Dir::Etc::parts "{parts}";\nDir::Etc::main "/dev/null";\n')
+    return subprocess.run(
+        ["apt-config", "dump", "Unattended-Upgrade::Origins-Pattern"],
+        env={**os.environ, "APT_CONFIG": str(main)},
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+
+
+def test_docker_origin_joins_the_distributions_unattended_upgrades(tmp_path: Path) -> None:
+    parts = tmp_path / "apt.conf.d"
+    parts.mkdir()
+    # Debian's own 50unattended-upgrades, abridged: the list the drop-in must extend.
+    (parts / "50unattended-upgrades").write_text(
+        "Unattended-Upgrade::Origins-Pattern {\n"
+        '  "origin=Debian,codename=${distro_codename},label=Debian-Security";\n};\n'
+    )
+    (parts / Path(vps.DOCKER_ORIGINS).name).write_text(vps.docker_upgrade_origins())
+    result = apt_patterns(parts)
+    assert result.returncode == 0, result.stderr
+    patterns = [line.split('"')[1] for line in result.stdout.splitlines() if ':: "' in line]
+    assert patterns == [
+        "origin=Debian,codename=${distro_codename},label=Debian-Security",
+        "origin=Docker,label=Docker CE,codename=${distro_codename}",
+    ]
+    (parts / "52broken").write_text('Unattended-Upgrade::Origins-Pattern {\n "origin=Docker;\n')
+    assert apt_patterns(parts).returncode != 0
+
+
+def test_systemd_analyze_rejects_a_broken_drop_in(tmp_path: Path) -> None:
+    units = tmp_path / "units"
+    (units / "docker.service.d").mkdir(parents=True)
+    stub_unit(units / "docker.service", "Service", "ExecStart=/bin/true")
+    (units / "docker.service.d" / "10-trading-infra.conf").write_text(
+        "[Unit]\nAfter=wg-quick@wg0.service\nExecStart=relative/path\n[Service]\nType=nonsense\n"
+    )
+    result = systemd_verify(units, "docker.service")
+    # The drop-in is read from where the bootstrap puts it, and its faults are reported.
+    assert "docker.service.d/10-trading-infra.conf" in result.stderr
 
 
 # --- the bootstrap, for real, in a throwaway root ------------------------------------
@@ -327,13 +435,14 @@ def test_bootstrap_files_are_idempotent(tmp_path: Path) -> None:
     assert first.returncode == 0, first.stderr
     assert "valid: sshd configuration" in first.stdout
     changed = [line for line in first.stdout.splitlines() if line.startswith("changed:")]
-    assert len(changed) == 5
+    assert len(changed) == 9
+    assert (root / SSHD_DROP_IN.lstrip("/")).stat().st_mode & 0o777 == 0o600
     after_first = snapshot(root)
     assert (root / "etc/docker/daemon.json").is_file()
     assert json.loads((root / "etc/docker/daemon.json").read_text())["live-restore"] is True
     rules = (root / "etc/trading-infra/ufw.rules").read_text()
-    assert "allow proto tcp from 198.51.100.0/24 to any port 22" in rules
-    assert "allow proto udp from 203.0.113.10 to any port 51820" in rules
+    assert "allow from 198.51.100.0/24 to any port 22 proto tcp comment 'ssh-admin'" in rules
+    assert "allow from 203.0.113.10 to any port 51820 proto udp comment 'wireguard-cdmx'" in rules
 
     second = run_bootstrap(script, root)
     assert second.returncode == 0, second.stderr
@@ -349,7 +458,7 @@ def test_bootstrap_refuses_a_drop_in_sshd_rejects_and_restores_the_previous(
     good = render_bootstrap(host("nj"), mesh())
     assert run_bootstrap(good, root).returncode == 0
     before = (root / SSHD_DROP_IN.lstrip("/")).read_text()
-    monkeypatch.setattr(vps, "sshd_hardening", lambda user, port: "MaxAuthTries many\n")
+    monkeypatch.setattr(vps, "sshd_hardening", lambda user, ports: "MaxAuthTries many\n")
     broken = vps.render_bootstrap(host("nj"), mesh())
     result = run_bootstrap(broken, root)
     assert result.returncode != 0

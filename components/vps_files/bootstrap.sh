@@ -5,39 +5,6 @@
 # BOOTSTRAP_MODE=files  writes and validates the files only, under ROOT, unprivileged:
 #                       what the tests run twice in a throwaway root.
 # BOOTSTRAP_MODE=all    (default) also installs packages, applies ufw, reloads services.
-set -euo pipefail
-
-ROOT="${ROOT:-}"
-MODE="${BOOTSTRAP_MODE:-all}"
-CHANGED=()
-
-log() { printf '%s\n' "$*"; }
-
-# write_file PATH MODE: install stdin at ROOT/PATH when its content or mode differ.
-write_file() {
-  local path="${ROOT}$1" mode="$2" staged
-  staged="$(mktemp)"
-  cat >"${staged}"
-  if [[ -f "${path}" ]] && cmp -s "${staged}" "${path}" \
-    && [[ "$(stat -c '%a' "${path}")" == "${mode}" ]]; then
-    rm -f "${staged}"
-    log "unchanged: $1"
-    return 0
-  fi
-  mkdir -p "$(dirname "${path}")"
-  install -m "${mode}" "${staged}" "${path}"
-  rm -f "${staged}"
-  CHANGED+=("$1")
-  log "changed: $1"
-}
-
-was_changed() {
-  local item
-  for item in "${CHANGED[@]:-}"; do
-    [[ "${item}" == "$1" ]] && return 0
-  done
-  return 1
-}
 
 validate_sshd() {
   # A bad drop-in must never reach a reload: sshd -t checks the whole configuration
@@ -69,8 +36,9 @@ install_packages() {
   else
     log "unchanged: packages"
   fi
-  if ! command -v docker >/dev/null || ! docker compose version >/dev/null 2>&1; then
-    # Docker's own repository: the engine and the compose plugin, on Debian and Ubuntu.
+  if ! docker_is_recent || ! docker compose version >/dev/null 2>&1; then
+    # Docker's own repository: the engine and the compose plugin, on Debian and Ubuntu;
+    # installing replaces an older engine (or the distribution's docker.io).
     # shellcheck disable=SC1091
     . /etc/os-release
     install -m 0755 -d /etc/apt/keyrings
@@ -80,25 +48,28 @@ install_packages() {
     apt-get update -qq
     apt-get install -y -qq docker-ce docker-ce-cli containerd.io docker-compose-plugin
     log "changed: docker engine and compose plugin"
+    docker_is_recent || {
+      log "error: docker engine $(docker_version) is older than ${MIN_DOCKER_VERSION}"
+      exit 1
+    }
   else
-    log "unchanged: docker engine and compose plugin"
+    log "unchanged: docker engine $(docker_version) and compose plugin"
   fi
 }
 
-apply_firewall() {
-  if was_changed "${UFW_RULES}" || ! ufw status | grep -q '^Status: active'; then
-    ufw --force reset >/dev/null
-    ufw default deny incoming
-    ufw default allow outgoing
-    # Each line of the rules file is one `ufw` argument list.
-    while read -r -a rule; do
-      [[ ${#rule[@]} -gt 0 && "${rule[0]}" != "#" ]] && ufw "${rule[@]}" >/dev/null
-    done <"${ROOT}${UFW_RULES}"
-    ufw --force enable >/dev/null
-    log "changed: ufw rules"
-  else
-    log "unchanged: ufw rules"
-  fi
+# The installed engine's version (docker-ce's package version without epoch and
+# revision), empty when Docker's engine package is not installed.
+docker_version() {
+  dpkg-query -W -f='${Version}' docker-ce 2>/dev/null | sed -E 's/^[0-9]+://; s/[-~+].*$//'
+}
+
+# Docker >= MIN_DOCKER_VERSION drops other hosts' traffic to loopback-published ports.
+docker_is_recent() {
+  local version
+  version="$(docker_version)"
+  [[ -n "${version}" ]] \
+    && [[ "$(printf '%s\n%s\n' "${MIN_DOCKER_VERSION}" "${version}" | sort -V | head -n1)" \
+      == "${MIN_DOCKER_VERSION}" ]]
 }
 
 # The read-only drift user: its own key, and sudo for exactly DRIFT_READS, each program
@@ -134,7 +105,21 @@ drift_user() {
 }
 
 reload_services() {
-  if was_changed "${SSHD_DROP_IN}"; then systemctl reload ssh; fi
+  # Unit drop-ins take effect on daemon-reload; so does the sshd drop-in's Port on
+  # Ubuntu >= 24.04, whose ssh.socket generator reads it.
+  if was_changed "${SSHD_DROP_IN}" || was_changed "${SSH_SOCKET_DROP_IN}" \
+    || was_changed "${DOCKER_DROP_IN}"; then
+    systemctl daemon-reload
+  fi
+  if was_changed "${SSHD_DROP_IN}" || was_changed "${SSH_SOCKET_DROP_IN}"; then
+    if systemctl is-enabled --quiet ssh.socket 2>/dev/null; then
+      # Socket-activated sshd (Ubuntu >= 22.10) listens where ssh.socket says; each
+      # connection's sshd reads the drop-in. Open sessions stay up.
+      systemctl restart ssh.socket
+    else
+      systemctl reload ssh
+    fi
+  fi
   if was_changed /etc/docker/daemon.json; then systemctl restart docker; fi
   if was_changed /etc/fail2ban/jail.d/sshd.local; then systemctl restart fail2ban; fi
   systemctl enable --now docker fail2ban unattended-upgrades >/dev/null 2>&1

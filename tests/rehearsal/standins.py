@@ -5,7 +5,8 @@ Each one appends its command line to ``state/calls.log`` and keeps just enough s
 answer the questions the fleet's scripts ask (``ufw status``, ``docker compose ps``,
 ``wg show wg0``). ``wg genkey``/``wg pubkey`` and ``wg-quick strip`` run the real
 wireguard-tools. Tests steer them through files in the state directory:
-``unhealthy`` (services ``docker compose ps`` reports unhealthy), ``docker-version``.
+``unhealthy`` (services ``docker compose ps`` reports unhealthy), ``docker-version``
+(the installed docker-ce), ``ssh-socket`` (sshd is socket-activated).
 """
 
 from __future__ import annotations
@@ -53,10 +54,14 @@ def option(flag, default=None):
     return ARGS[ARGS.index(flag) + 1] if flag in ARGS else default
 
 
+def docker_version():
+    pinned = STATE / "docker-version"
+    return pinned.read_text().strip() if pinned.exists() else "28.5.1"
+
+
 def docker():
     if ARGS[:1] == ["version"]:
-        pinned = STATE / "docker-version"
-        print(pinned.read_text().strip() if pinned.exists() else "28.1.1")
+        print(docker_version())
         return 0
     if ARGS[:1] == ["login"]:
         secret = sys.stdin.read()
@@ -93,6 +98,14 @@ def docker():
     return 0
 
 
+def ufw_rule(words):
+    # As the real ufw lists a rule: its comment in single quotes.
+    if "comment" in words:
+        at = words.index("comment")
+        words = [*words[: at + 1], "'" + words[at + 1].strip("'") + "'", *words[at + 2 :]]
+    return " ".join(words)
+
+
 def ufw():
     rules = STATE / "ufw-rules"
     current = rules.read_text().splitlines() if rules.exists() else []
@@ -107,13 +120,23 @@ def ufw():
         print("Added user rules (see 'ufw status' for running firewall):")
         for rule in current:
             print(f"ufw {rule}")
+    elif ARGS[:1] == ["default"]:
+        policy = {"deny": "DROP", "allow": "ACCEPT", "reject": "REJECT"}[ARGS[1]]
+        key = {"incoming": "INPUT", "outgoing": "OUTPUT", "routed": "FORWARD"}[ARGS[2]]
+        defaults = Path("/etc/default/ufw")
+        prefix = f"DEFAULT_{key}_POLICY="
+        lines = [
+            f'{prefix}"{policy}"' if line.startswith(prefix) else line
+            for line in defaults.read_text().splitlines()
+        ]
+        defaults.write_text("\n".join(lines) + "\n")
     elif ARGS[:1] == ["delete"]:
-        rule = " ".join(ARGS[1:])
+        rule = ufw_rule(ARGS[1:])
         if rule not in current:
             print(f"Could not delete non-existent rule", file=sys.stderr)
         rules.write_text("".join(f"{r}\n" for r in current if r != rule))
     elif ARGS[:1] in (["allow"], ["deny"], ["limit"], ["reject"]):
-        rule = " ".join(ARGS)
+        rule = ufw_rule(ARGS)
         if rule not in current:
             rules.write_text("".join(f"{r}\n" for r in [*current, rule]))
     return 0
@@ -137,15 +160,18 @@ def wg():
 def systemctl():
     if ARGS[:1] == ["start"] and "wg-quick@wg0" in ARGS:
         (STATE / "wg0-up").touch()
-    if ARGS[:1] in (["is-active"], ["is-enabled"]):
-        return 0
+    if ARGS[:1] == ["is-enabled"] and "ssh.socket" in ARGS:
+        return 0 if (STATE / "ssh-socket").exists() else 1
     return 0
 
 
 def main():
     log(" ".join([PROGRAM, *ARGS]))
     if PROGRAM == "dpkg-query":
-        print("install ok installed", end="")
+        if any("Version" in arg for arg in ARGS) and "docker-ce" in ARGS:
+            print(f"5:{docker_version()}-1~debian.12~bookworm", end="")
+        else:
+            print("install ok installed", end="")
         return 0
     if PROGRAM == "wg-quick" and ARGS[:1] == ["strip"]:
         os.execv(REAL["wg-quick"], ["wg-quick", *ARGS])
