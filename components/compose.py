@@ -126,6 +126,24 @@ def _http_health(port: int) -> list[str]:
     return ["CMD-SHELL", f"curl -fsS http://127.0.0.1:{port}/health || exit 1"]
 
 
+QUESTDB_PG_USER = "trading"
+"""QuestDB's PG-wire user (not the image's default ``admin``/``quest``); its password
+is the ``questdbPassword`` secret, in the orchestrator's .env."""
+QUESTDB_ILP_AUTH = "/etc/questdb/ilp-auth.txt"
+"""Where the questdb container finds the execution nodes' ILP public keys."""
+ILP_ENV = "ilp.env"
+"""An execution host's own ILP key, written by its ``ilp-key`` step next to the compose
+file (root-only); the services that write to QuestDB read it."""
+
+
+def _questdb_pg() -> dict[str, str]:
+    return {
+        "QUESTDB_PG": "questdb:8812",
+        "QUESTDB_PG_USER": QUESTDB_PG_USER,
+        **_from_env(["QUESTDB_PG_PASSWORD"]),
+    }
+
+
 def _analytics(image: str, port: int) -> dict[str, Any]:
     # The orchestrator's own analytics services: reached by the gateway, read QuestDB.
     return _service(
@@ -134,7 +152,7 @@ def _analytics(image: str, port: int) -> dict[str, Any]:
         memory="2g",
         own_image=True,
         ports=[f"127.0.0.1:{port}:{port}"],
-        environment={"QUESTDB_PG": "questdb:8812"},
+        environment=_questdb_pg(),
         depends_on=["questdb"],
     )
 
@@ -170,7 +188,18 @@ def prometheus_config(wireguard_addresses: Mapping[str, str]) -> str:
     )
 
 
-def _orchestrator(address: str, fleet: FleetServices) -> dict[str, Any]:
+def ilp_auth_file(public_keys: Sequence[str]) -> str:
+    """QuestDB's ILP auth file: one ``KEY_ID ec-p-256-sha256 X Y`` line per writer
+    (https://questdb.com/docs/reference/api/ilp/tcp-receiver/#authentication)."""
+    lines = sorted(line.strip() for line in public_keys)
+    for line in lines:
+        parts = line.split()
+        if len(parts) != 4 or parts[1] != "ec-p-256-sha256":
+            raise ValueError(f"{line!r} is not an ILP auth line (KEY_ID ec-p-256-sha256 X Y)")
+    return "".join(f"{line}\n" for line in lines)
+
+
+def _orchestrator(address: str, fleet: FleetServices, ilp_auth: str) -> dict[str, Any]:
     images = fleet.images
     peers = fleet.wireguard_addresses
     on_mesh = address
@@ -207,8 +236,16 @@ def _orchestrator(address: str, fleet: FleetServices) -> dict[str, Any]:
                     f"{on_mesh}:{QUESTDB_ILP_PORT}:{QUESTDB_ILP_PORT}",
                     "127.0.0.1:8812:8812",
                 ],
-                environment={"QDB_TELEMETRY_ENABLED": "false"},
+                environment={
+                    "QDB_TELEMETRY_ENABLED": "false",
+                    # ILP over TCP only from the writers whose public key is listed.
+                    "QDB_LINE_TCP_AUTH_DB_PATH": QUESTDB_ILP_AUTH,
+                    # PG wire: the stack's credentials, never the image's admin/quest.
+                    "QDB_PG_USER": QUESTDB_PG_USER,
+                    "QDB_PG_PASSWORD": "${QUESTDB_PG_PASSWORD:?set by the deploy}",
+                },
                 volumes=["questdb-data:/var/lib/questdb"],
+                extra={"configs": [{"source": "questdb-ilp-auth", "target": QUESTDB_ILP_AUTH}]},
             ),
             "redis": _redis(images["redis"]),
             "prometheus": _service(
@@ -242,7 +279,10 @@ def _orchestrator(address: str, fleet: FleetServices) -> dict[str, Any]:
         "volumes": {
             name: {} for name in ("questdb-data", "redis-data", "prometheus-data", "grafana-data")
         },
-        "configs": {"prometheus": {"content": prometheus_config(peers)}},
+        "configs": {
+            "prometheus": {"content": prometheus_config(peers)},
+            "questdb-ilp-auth": {"content": ilp_auth},
+        },
     }
 
 
@@ -268,6 +308,7 @@ def _execution(role: str, address: str, fleet: FleetServices) -> dict[str, Any]:
                     **_from_env(fleet.variables(fleet.brokers.get(role, ()))),
                 },
                 depends_on=["redis"],
+                extra={"env_file": [ILP_ENV]},
             ),
             "market-data": _service(
                 images["market_data"],
@@ -281,6 +322,7 @@ def _execution(role: str, address: str, fleet: FleetServices) -> dict[str, Any]:
                     **_from_env(fleet.variables(fleet.data_providers.get(role, ()))),
                 },
                 depends_on=["redis"],
+                extra={"env_file": [ILP_ENV]},
             ),
             "redis": _redis(images["redis"]),
         },
@@ -288,10 +330,15 @@ def _execution(role: str, address: str, fleet: FleetServices) -> dict[str, Any]:
     }
 
 
-def render_compose(role: str, wireguard_address: str, fleet: FleetServices) -> str:
-    """The role's docker-compose.yml for a host at ``wireguard_address``."""
+def render_compose(
+    role: str, wireguard_address: str, fleet: FleetServices, ilp_auth: str = ""
+) -> str:
+    """The role's docker-compose.yml for a host at ``wireguard_address``; the
+    orchestrator's takes the ILP auth file (``ilp_auth_file``) of the writers."""
     if role == "orchestrator":
-        document = _orchestrator(wireguard_address, fleet)
+        if not ilp_auth.strip():
+            raise ValueError("the orchestrator's QuestDB needs the writers' ILP public keys")
+        document = _orchestrator(wireguard_address, fleet, ilp_auth)
     elif role in ("futures", "equities-crypto"):
         document = _execution(role, wireguard_address, fleet)
     else:
@@ -312,7 +359,7 @@ def env_values(role: str, fleet: FleetServices, secrets: Mapping[str, str]) -> d
     """What a host of ``role`` gets in its .env: only what its compose file references
     (``secrets``: every variable by name)."""
     if role == "orchestrator":
-        wanted = ["GRAFANA_ADMIN_PASSWORD"]
+        wanted = ["GRAFANA_ADMIN_PASSWORD", "QUESTDB_PG_PASSWORD"]
     else:
         providers = [*fleet.brokers.get(role, ()), *fleet.data_providers.get(role, ())]
         wanted = fleet.variables(providers)

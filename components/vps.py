@@ -25,7 +25,7 @@ from typing import Required, TypedDict
 import pulumi
 from pulumi_command import remote
 
-from components.compose import MESH_CLIENTS
+from components.compose import EXECUTION_ROLES, MESH_CLIENTS
 
 FILES = Path(__file__).with_name("vps_files")
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-trading-infra.conf"
@@ -488,6 +488,25 @@ def deploy_manifest(compose_sha256: str, env_sha256: str) -> str:
     return f"{compose_sha256}  docker-compose.yml\n{env_sha256}  .env\n"
 
 
+@dataclass(frozen=True)
+class RegistrySpec:
+    """A private registry the host logs in to with a read-only pull token."""
+
+    server: str
+    username: str
+
+
+def ilp_key_script(host: HostSpec) -> str:
+    """The ``ilp-key`` step of an execution host: its QuestDB ILP key, named after it."""
+    return with_settings("ilp_key.sh", APP_DIR=APP_DIR, KEY_ID=host.name)
+
+
+def registry_login_script(registry: RegistrySpec) -> str:
+    return with_settings(
+        "registry_login.sh", REGISTRY=registry.server, REGISTRY_USER=registry.username
+    )
+
+
 class VpsHostArgs(TypedDict, total=False):
     """Arguments of ``VpsHost``."""
 
@@ -497,12 +516,14 @@ class VpsHostArgs(TypedDict, total=False):
     """The fleet."""
     private_key: Required[pulumi.Input[str]]
     """The deploy user's SSH private key (a secret)."""
-    compose_file: Required[str]
-    """The role's docker-compose.yml."""
     env_file: Required[pulumi.Input[str]]
     """The role's .env (secret values)."""
     health_timeout_seconds: int
     """How long the health check waits. Default 180."""
+    registry: RegistrySpec | None
+    """The private registry to log in to before pulling. Default none."""
+    registry_token: pulumi.Input[str]
+    """Its read-only pull token (a secret); required with ``registry``."""
     protect: bool
     """Protect the deployment (its delete takes the services down). Default False."""
 
@@ -519,6 +540,10 @@ class VpsHost(pulumi.ComponentResource):
     """Generates the key pair on the host; its stdout is the public key."""
     wireguard_public_key: pulumi.Output[str]
     """The host's WireGuard public key."""
+    ilp_key: remote.Command | None
+    """Execution hosts: generates the QuestDB ILP key on the host."""
+    ilp_public_key: pulumi.Output[str] | None
+    """Execution hosts: the key's line of QuestDB's ILP auth file."""
     health: remote.Command | None
     """The last step: every service healthy."""
 
@@ -569,9 +594,22 @@ class VpsHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
         )
         self.wireguard_public_key = self.wireguard_key.stdout.apply(lambda out: out.strip())
+        # Like the WireGuard key: the private half never leaves the host.
+        self.ilp_key = self.ilp_public_key = None
+        if host.role in EXECUTION_ROLES:
+            self.ilp_key = remote.Command(
+                f"{name}-ilp-key",
+                connection=self.connection,
+                create=remote_bash(ilp_key_script(host), "ilp-key", sudo=True),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
+            )
+            self.ilp_public_key = self.ilp_key.stdout.apply(lambda out: out.strip())
 
-    def deploy(self, public_keys: Mapping[str, pulumi.Input[str]]) -> None:
-        """Join the mesh with every peer's public key, then deploy the role's services."""
+    def deploy(
+        self, public_keys: Mapping[str, pulumi.Input[str]], compose_file: pulumi.Input[str]
+    ) -> None:
+        """Join the mesh with every peer's public key, then deploy the role's services
+        (``compose_file``: its docker-compose.yml)."""
         name = self._resource_name
         args = self._args
         host, mesh = args["host"], args["mesh"]
@@ -588,7 +626,7 @@ class VpsHost(pulumi.ComponentResource):
         compose = remote.CopyToRemote(
             f"{name}-compose-file",
             connection=self.connection,
-            source=pulumi.StringAsset(args["compose_file"]),
+            source=pulumi.Output.from_input(compose_file).apply(pulumi.StringAsset),
             remote_path=f"{APP_DIR}/docker-compose.yml",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[wireguard]),
         )
@@ -601,8 +639,26 @@ class VpsHost(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
         )
         manifest = pulumi.Output.secret(
-            env_file.apply(lambda text: deploy_manifest(sha256(args["compose_file"]), sha256(text)))
+            pulumi.Output.all(compose_file, env_file).apply(
+                lambda files: deploy_manifest(sha256(files[0]), sha256(files[1]))
+            )
         )
+        pulls_after: list[pulumi.Resource] = [compose, env]
+        if self.ilp_key is not None:
+            pulls_after.append(self.ilp_key)
+        registry = args.get("registry")
+        if registry is not None:
+            pulls_after.append(
+                remote.Command(
+                    f"{name}-registry-login",
+                    connection=self.connection,
+                    create=remote_bash(
+                        registry_login_script(registry), "registry-login", sudo=True
+                    ),
+                    stdin=pulumi.Output.secret(args.get("registry_token", "")),
+                    opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
+                )
+            )
         up_script = remote_bash(scripts["compose-up"], "compose-up")
         up = remote.Command(
             f"{name}-compose-up",
@@ -615,7 +671,7 @@ class VpsHost(pulumi.ComponentResource):
             ),
             stdin=manifest,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[compose, env], protect=args.get("protect", False)
+                parent=self, depends_on=pulls_after, protect=args.get("protect", False)
             ),
         )
         self.health = remote.Command(

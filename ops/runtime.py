@@ -235,10 +235,17 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["fqdn"] = str(args.inputs["name"]).rstrip(".")
         elif args.typ == "command:remote:Command":
             # What the host would print: a WireGuard public key for the key generator
-            # (32 bytes, base64, derived from the name), nothing for other commands.
+            # (32 bytes, base64, derived from the name), an ILP auth line for the ILP
+            # key generator (its host's name, then two 32-byte base64url halves of a
+            # stand-in point), nothing for other commands.
             stdout = ""
+            digest = hashlib.sha256(args.name.encode()).digest()
             if args.name.endswith("-wireguard-key"):
-                stdout = base64.b64encode(hashlib.sha256(args.name.encode()).digest()).decode()
+                stdout = base64.b64encode(digest).decode()
+            elif args.name.endswith("-ilp-key"):
+                half = base64.urlsafe_b64encode(digest).decode().rstrip("=")
+                host = args.name.removesuffix("-ilp-key")
+                stdout = f"{host} ec-p-256-sha256 {half} {half[::-1]}"
             state |= {"stdout": stdout, "stderr": ""}
         elif args.typ in _NAMED_TYPES:
             state.setdefault("name", args.name)

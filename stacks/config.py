@@ -927,39 +927,72 @@ class JumpHostConfig(_Section):
     """The account the deploy key logs in to (forwarding only). Default ``jump``."""
 
 
-class FleetImagesConfig(_Section):
-    """``trading-infra:fleet.images``: every image pinned to a version (never ``latest``)."""
+_PINNED_IMAGE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$"
+)
+"""``name[:tag]@sha256:<64 hex>``: the reference grammar of the OCI distribution spec
+(``docker buildx imagetools inspect NAME:TAG`` prints the digest)."""
 
-    api_gateway: str = "ghcr.io/trading-platform/api-gateway:1.0.0"
-    """Orchestrator: the API gateway (platform image)."""
-    backtesting: str = "ghcr.io/trading-platform/backtesting:1.0.0"
-    """Orchestrator: backtesting service (platform image)."""
-    ml_service: str = "ghcr.io/trading-platform/ml-service:1.0.0"
-    """Orchestrator: ML service (platform image)."""
-    trading_service: str = "ghcr.io/trading-platform/trading-service:1.0.0"
-    """Execution nodes: order execution (platform image)."""
-    market_data: str = "ghcr.io/trading-platform/market-data:1.0.0"
-    """Execution nodes: market data collection (platform image)."""
-    questdb: str = "questdb/questdb:8.2.3"
+
+def _pinned_image(value: str) -> str:
+    if not _PINNED_IMAGE.match(value):
+        name = value.split("@", 1)[0]
+        raise ValueError(
+            f"{value!r} is not pinned by digest; use NAME[:TAG]@sha256:<64 hex> (a tag can be "
+            f"moved, a digest cannot): `docker buildx imagetools inspect {name}` prints it"
+        )
+    return value
+
+
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+"""A container image by digest."""
+
+
+class FleetImagesConfig(_Section):
+    """``trading-infra:fleet.images``: every image pinned by digest (``name[:tag]@sha256:``),
+    like the ECS service's. The platform's own images have no default: their release
+    sets them."""
+
+    api_gateway: PinnedImage
+    """Orchestrator: the API gateway (platform image). Required."""
+    backtesting: PinnedImage
+    """Orchestrator: backtesting service (platform image). Required."""
+    ml_service: PinnedImage
+    """Orchestrator: ML service (platform image). Required."""
+    trading_service: PinnedImage
+    """Execution nodes: order execution (platform image). Required."""
+    market_data: PinnedImage
+    """Execution nodes: market data collection (platform image). Required."""
+    questdb: PinnedImage = (
+        "questdb/questdb:9.1.1"
+        "@sha256:e62916bd62087cc48ab56f10b72a183e8f6aa987b4d46e0f316be083bbee2373"
+    )
     """Orchestrator: the fleet's single time-series writer."""
-    redis: str = "redis:7.4.2-alpine"
+    redis: PinnedImage = (
+        "redis:7.4.2-alpine@sha256:02419de7eddf55aa5bcf49efb74e88fa8d931b4d77c07eff8a6b2144472b6952"
+    )
     """Every node: local cache."""
-    prometheus: str = "prom/prometheus:v3.1.0"
+    prometheus: PinnedImage = (
+        "prom/prometheus:v3.1.0"
+        "@sha256:6559acbd5d770b15bb3c954629ce190ac3cbbdb2b7f1c30f0385c4e05104e218"
+    )
     """Orchestrator: metrics."""
-    grafana: str = "grafana/grafana:11.4.0"
+    grafana: PinnedImage = (
+        "grafana/grafana:11.4.0"
+        "@sha256:d8ea37798ccc41061a62ab080f2676dda6bf7815558499f901bdb0f533a456fb"
+    )
     """Orchestrator: dashboards."""
 
-    @model_validator(mode="after")
-    def _pinned(self) -> FleetImagesConfig:
-        loose = [
-            f"{camel(name)} {image!r}"
-            for name, image in self.model_dump().items()
-            if "@sha256:" not in image
-            and (":" not in image.rsplit("/", 1)[-1] or image.endswith(":latest"))
-        ]
-        if loose:
-            raise ValueError(f"{', '.join(loose)}: pin a version tag or digest, never latest")
-        return self
+
+class FleetRegistryConfig(_Section):
+    """``trading-infra:fleet.registry``: the private registry the hosts pull the platform's
+    images from, with a read-only pull token (``registryPullToken``)."""
+
+    server: Annotated[str, Field(pattern=r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?$")]
+    """The registry's host name (``ghcr.io``). Required."""
+    username: Annotated[str, Field(min_length=1, max_length=128)]
+    """The account the token belongs to. Required."""
 
 
 class FleetConfig(_Section):
@@ -983,8 +1016,11 @@ class FleetConfig(_Section):
     drift_public_key: str
     """The OpenSSH public key of the read-only ``drift`` user ``ops drift`` logs in as;
     its sudo is limited to the read commands drift runs. Required."""
-    images: FleetImagesConfig = Field(default_factory=FleetImagesConfig)
-    """Service images."""
+    images: FleetImagesConfig
+    """Service images, by digest. Required (the platform's own images have no default)."""
+    registry: FleetRegistryConfig | None = None
+    """The private registry of the platform's images; the hosts log in to it with
+    ``registryPullToken``. Default none: public images only."""
     futures_brokers: list[str] = Field(
         default_factory=lambda: ["tradestation", "interactive-brokers", "bybit-futures"]
     )
@@ -1090,6 +1126,13 @@ class FleetStackConfig(_Section):
     grafana_admin_password: str
     """Grafana's admin password, a secret:
     ``pulumi config set --secret grafanaAdminPassword …``."""
+    questdb_password: str
+    """The password of QuestDB's PG-wire user (``trading``; the image's ``admin/quest``
+    is replaced), a secret: ``pulumi config set --secret questdbPassword …``."""
+    registry_pull_token: str = ""
+    """A read-only pull token for ``fleet.registry`` (a GitHub token with
+    ``read:packages`` only, for ghcr.io), a secret: ``pulumi config set --secret
+    registryPullToken …``. Required with ``fleet.registry``."""
     broker_credentials: dict[
         Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")],
         dict[Annotated[str, Field(pattern=r"^[a-z][A-Za-z0-9]*$")], str],
@@ -1099,7 +1142,13 @@ class FleetStackConfig(_Section):
     ``BINANCE_API_KEY``). Set each with ``pulumi config set --secret --path
     'brokerCredentials.binance.apiKey' …``. Every broker needs one on a real deploy."""
 
-    @field_validator("ssh_private_key", "grafana_admin_password", "broker_credentials")
+    @field_validator(
+        "ssh_private_key",
+        "grafana_admin_password",
+        "questdb_password",
+        "broker_credentials",
+        "registry_pull_token",
+    )
     @classmethod
     def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:
         return _must_be_secret(value, info)
@@ -1114,7 +1163,18 @@ class FleetStackConfig(_Section):
             f"{', '.join(sorted(brokers | providers))}"
             for name in sorted(set(self.broker_credentials) - brokers - providers)
         ]
+        if self.registry_pull_token and fleet.registry is None:
+            problems.append(
+                "@registryPullToken: there is no fleet.registry to log in to; set "
+                "fleet.registry {server, username} or remove the token"
+            )
         if (info.context or {}).get("check_artifacts"):
+            if fleet.registry is not None and not self.registry_pull_token:
+                problems.append(
+                    f"@registryPullToken: the hosts cannot pull from {fleet.registry.server} "
+                    "without it; set a read-only token with `pulumi config set --secret "
+                    "registryPullToken …`"
+                )
             problems += [
                 f"@brokerCredentials.{name}: the {name} broker has no credentials; set "
                 f"them with `pulumi config set --secret --path "
@@ -1137,7 +1197,7 @@ MODELS: dict[str, type[RegionalStackConfig] | type[FleetStackConfig]] = {
 """The config model of each stack role."""
 
 REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
-    "vps-fleet": ("sshPrivateKey", "grafanaAdminPassword")
+    "vps-fleet": ("sshPrivateKey", "grafanaAdminPassword", "questdbPassword")
 }
 """Secret keys a role cannot do without; never committed, so offline plans stand in a
 placeholder for them."""

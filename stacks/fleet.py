@@ -12,10 +12,11 @@ from components.compose import (
     FleetServices,
     credential_variable,
     env_values,
+    ilp_auth_file,
     render_compose,
     render_env,
 )
-from components.vps import HostSpec, JumpSpec, MeshSpec, VpsHost, VpsHostArgs
+from components.vps import HostSpec, JumpSpec, MeshSpec, RegistrySpec, VpsHost, VpsHostArgs
 from stacks import outputs
 from stacks.config import FleetStackConfig
 
@@ -68,7 +69,10 @@ def services_of(config: FleetStackConfig) -> FleetServices:
 
 def env_secrets(config: FleetStackConfig) -> dict[str, str]:
     """Every secret a host's .env may carry, by variable name."""
-    secrets = {"GRAFANA_ADMIN_PASSWORD": config.grafana_admin_password}
+    secrets = {
+        "GRAFANA_ADMIN_PASSWORD": config.grafana_admin_password,
+        "QUESTDB_PG_PASSWORD": config.questdb_password,
+    }
     for provider, keys in config.broker_credentials.items():
         secrets |= {credential_variable(provider, key): value for key, value in keys.items()}
     return secrets
@@ -78,6 +82,7 @@ def build_fleet(config: FleetStackConfig) -> None:
     mesh = mesh_of(config)
     services = services_of(config)
     secrets = env_secrets(config)
+    registry = config.fleet.registry
     hosts = [
         VpsHost(
             spec.name,
@@ -85,10 +90,11 @@ def build_fleet(config: FleetStackConfig) -> None:
                 host=spec,
                 mesh=mesh,
                 private_key=pulumi.Output.secret(config.ssh_private_key),
-                compose_file=render_compose(spec.role, spec.wireguard_address, services),
                 env_file=pulumi.Output.secret(render_env(env_values(spec.role, services, secrets))),
                 health_timeout_seconds=config.fleet.health_timeout_seconds,
                 protect=config.production,
+                registry=RegistrySpec(registry.server, registry.username) if registry else None,
+                registry_token=pulumi.Output.secret(config.registry_pull_token),
             ),
         )
         for spec in mesh.hosts
@@ -96,8 +102,21 @@ def build_fleet(config: FleetStackConfig) -> None:
     public_keys = {
         spec.name: host.wireguard_public_key for spec, host in zip(mesh.hosts, hosts, strict=True)
     }
-    for host in hosts:
-        host.deploy(public_keys)
+    # The orchestrator's QuestDB admits the writers whose keys the hosts generated.
+    ilp_auth = pulumi.Output.all(
+        *(host.ilp_public_key for host in hosts if host.ilp_public_key is not None)
+    ).apply(ilp_auth_file)
+    for spec, host in zip(mesh.hosts, hosts, strict=True):
+        compose: pulumi.Input[str] = (
+            ilp_auth.apply(
+                lambda auth, spec=spec: render_compose(
+                    spec.role, spec.wireguard_address, services, auth
+                )
+            )
+            if spec.role == "orchestrator"
+            else render_compose(spec.role, spec.wireguard_address, services)
+        )
+        host.deploy(public_keys, compose)
 
     pulumi.export(
         outputs.FLEET_HOSTS,

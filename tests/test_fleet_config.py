@@ -10,11 +10,16 @@ import pytest
 from stacks.config import ConfigError, FleetStackConfig, parse_stack_config
 from tests.support import committed_config
 
-SECRETS = ["trading-infra:sshPrivateKey", "trading-infra:grafanaAdminPassword"]
+SECRETS = [
+    "trading-infra:sshPrivateKey",
+    "trading-infra:grafanaAdminPassword",
+    "trading-infra:questdbPassword",
+]
 VPS = {
     **committed_config("vps"),
     "trading-infra:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
     "trading-infra:grafanaAdminPassword": "s3cret",
+    "trading-infra:questdbPassword": "qu3st",
 }
 FLEET: dict[str, Any] = json.loads(VPS["trading-infra:fleet"])
 
@@ -145,11 +150,61 @@ def test_mesh_must_be_a_private_24() -> None:
     assert message.startswith("trading-infra:fleet.meshCidr: 10.99.0.0/16 is a /16")
 
 
-def test_images_must_be_pinned() -> None:
-    message = only_problem(
-        with_fleet(images={"redis": "redis:latest", "grafana": "grafana/grafana"})
+def with_images(**changes: str) -> dict[str, str]:
+    return with_fleet(images={**FLEET["images"], **changes})
+
+
+def test_images_must_be_pinned_by_digest_each_named_at_its_key() -> None:
+    digest = "0" * 64
+    found = problems(
+        with_images(
+            redis="redis:7.4.2-alpine",  # a tag moves
+            grafana="grafana/grafana:latest",
+            questdb=f"questdb/questdb@sha256:{digest[:63]}",  # truncated
+        )
     )
-    assert "redis 'redis:latest'" in message and "grafana 'grafana/grafana'" in message
+    assert sorted(p.split(":", 2)[1] for p in found) == [
+        "fleet.images.grafana",
+        "fleet.images.questdb",
+        "fleet.images.redis",
+    ]
+    assert any("docker buildx imagetools inspect redis:7.4.2-alpine" in p for p in found)
+
+
+def test_a_digest_with_or_without_a_tag_or_a_registry_port_is_accepted() -> None:
+    digest = "a1" * 32
+    for image in (
+        f"redis@sha256:{digest}",
+        f"redis:7.4.2-alpine@sha256:{digest}",
+        f"registry.example.com:5000/team/api-gateway:1.2.3@sha256:{digest}",
+    ):
+        parse_stack_config(with_images(redis=image), "vps", SECRETS)
+
+
+def test_the_platform_images_have_no_default() -> None:
+    images = {k: v for k, v in FLEET["images"].items() if k != "apiGateway"}
+    message = only_problem(with_fleet(images=images))
+    assert message.startswith("trading-infra:fleet.images.apiGateway: required")
+
+
+def test_a_registry_needs_its_pull_token_on_a_real_deploy_and_a_token_needs_a_registry() -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config(VPS, "vps", SECRETS, check_artifacts=True)
+    assert any(
+        p.startswith("trading-infra:registryPullToken: the hosts cannot pull from ghcr.io")
+        for p in caught.value.problems
+    )
+    without = {k: v for k, v in FLEET.items() if k != "registry"}
+    raw = {
+        **VPS,
+        "trading-infra:fleet": json.dumps(without),
+        "trading-infra:registryPullToken": "ghp_token",
+    }
+    found = problems(raw, secret_keys=[*SECRETS, "trading-infra:registryPullToken"])
+    assert found == [
+        "trading-infra:registryPullToken: there is no fleet.registry to log in to; set "
+        "fleet.registry {server, username} or remove the token"
+    ]
 
 
 def test_secrets_must_be_set_encrypted() -> None:
@@ -157,6 +212,8 @@ def test_secrets_must_be_set_encrypted() -> None:
     assert found == [
         "trading-infra:grafanaAdminPassword: is stored in plain text; remove it from the stack "
         "file and set it with `pulumi config set --secret`",
+        "trading-infra:questdbPassword: is stored in plain text; remove it from the stack file "
+        "and set it with `pulumi config set --secret`",
         "trading-infra:sshPrivateKey: is stored in plain text; remove it from the stack file and "
         "set it with `pulumi config set --secret`",
     ]
@@ -197,6 +254,10 @@ def test_a_real_deploy_needs_credentials_for_every_broker() -> None:
     secret_keys = [*SECRETS, "trading-infra:brokerCredentials"]
     with pytest.raises(ConfigError) as raised:
         parse_stack_config(raw, "vps", secret_keys, check_artifacts=True)
-    missing = [p.split(":")[1].split(" ")[0] for p in raised.value.problems]
+    missing = [
+        key
+        for key in (p.split(":")[1].split(" ")[0] for p in raised.value.problems)
+        if key.startswith("brokerCredentials.")
+    ]
     assert "brokerCredentials.binance" not in missing
     assert "brokerCredentials.tradestation" in missing and len(missing) == 6

@@ -4,6 +4,7 @@ under the mocks."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import importlib
 import json
@@ -17,9 +18,18 @@ from pathlib import Path
 
 import pytest
 import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 
 from components import vps
-from components.compose import MESH_PORTS, env_values, render_compose, render_env
+from components.compose import (
+    ILP_ENV,
+    MESH_PORTS,
+    FleetServices,
+    env_values,
+    ilp_auth_file,
+    render_compose,
+    render_env,
+)
 from components.vps import (
     FILES,
     SSHD_DROP_IN,
@@ -59,6 +69,7 @@ def fleet() -> FleetStackConfig:
             **committed_config("vps"),
             "trading-infra:sshPrivateKey": "key",
             "trading-infra:grafanaAdminPassword": "grafana-pass-123",
+            "trading-infra:questdbPassword": "questdb-pass-123",
             "trading-infra:brokerCredentials": json.dumps(
                 {"binance": {"apiKey": "k", "apiSecret": "s"}, "tradestation": {"apiKey": "t"}}
             ),
@@ -67,6 +78,7 @@ def fleet() -> FleetStackConfig:
         [
             "trading-infra:sshPrivateKey",
             "trading-infra:grafanaAdminPassword",
+            "trading-infra:questdbPassword",
             "trading-infra:brokerCredentials",
         ],
     )
@@ -83,6 +95,17 @@ def host(name: str) -> HostSpec:
 
 
 HOSTS = ["cdmx", "chicago", "nj"]
+ILP_AUTH = ilp_auth_file(
+    [
+        f"{name} ec-p-256-sha256 {'A' * 42}{index} {'B' * 42}{index}"
+        for index, name in enumerate(("chicago", "nj"))
+    ]
+)
+"""The orchestrator's ILP auth file, as the execution hosts' keys would make it."""
+
+
+def compose_of(role: str, address: str, services: FleetServices | None = None) -> str:
+    return render_compose(role, address, services or services_of(fleet()), ILP_AUTH)
 
 
 @cache
@@ -115,6 +138,18 @@ def test_step_scripts_pass_shellcheck(step_name: str) -> None:
     assert result.returncode == 0, result.stdout
 
 
+def test_every_remote_command_of_the_plan_passes_shellcheck() -> None:
+    commands = [r for r in plan().resources if r.type == "command:remote:Command"]
+    steps = {r.name.split("-", 1)[1] for r in commands}
+    assert {"bootstrap", "ilp-key", "registry-login", "compose-up", "health"} <= steps
+    for resource in commands:
+        for action in ("create", "update", "delete"):
+            command = resource.revealed.get(action)
+            if command:
+                result = shellcheck("#!/usr/bin/env bash\n" + vps.script_of(command))
+                assert result.returncode == 0, (resource.name, action, result.stdout)
+
+
 def test_shellcheck_does_catch_problems() -> None:
     assert shellcheck("#!/usr/bin/env bash\nrm -rf $DIR/*\n").returncode != 0
 
@@ -125,10 +160,16 @@ def compose_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
     directory.mkdir()
     compose = directory / "docker-compose.yml"
     env = directory / ".env"
-    compose.write_text(render_compose(spec.role, spec.wireguard_address, services_of(fleet())))
+    compose.write_text(compose_of(spec.role, spec.wireguard_address))
     services = services_of(fleet())
-    variables = ["GRAFANA_ADMIN_PASSWORD", *services.variables(sorted(services.credentials))]
+    variables = [
+        "GRAFANA_ADMIN_PASSWORD",
+        "QUESTDB_PG_PASSWORD",
+        *services.variables(sorted(services.credentials)),
+    ]
     env.write_text(render_env(env_values(spec.role, services, dict.fromkeys(variables, "x"))))
+    # What an execution host's ilp-key step leaves next to the compose file.
+    (directory / ILP_ENV).write_text("QUESTDB_ILP_USERNAME=x\n")
     return compose, env
 
 
@@ -165,9 +206,7 @@ def test_docker_compose_config_does_reject_a_broken_file(tmp_path: Path) -> None
 @pytest.mark.parametrize("name", HOSTS)
 def test_services_follow_the_container_baseline(name: str) -> None:
     spec = host(name)
-    document = yaml.safe_load(
-        render_compose(spec.role, spec.wireguard_address, services_of(fleet()))
-    )
+    document = yaml.safe_load(compose_of(spec.role, spec.wireguard_address))
     for service_name, service in document["services"].items():
         assert "privileged" not in service, service_name
         assert not any("docker.sock" in v for v in service.get("volumes", [])), service_name
@@ -184,12 +223,77 @@ def test_services_follow_the_container_baseline(name: str) -> None:
             assert bind in {spec.wireguard_address, "127.0.0.1"}, (service_name, port)
 
 
+def test_questdb_takes_ilp_from_listed_writers_only_and_has_no_default_credentials() -> None:
+    questdb = yaml.safe_load(compose_of("orchestrator", "10.99.0.1"))
+    service = questdb["services"]["questdb"]
+    # The console and PG wire are local; only ILP is on the mesh.
+    assert "127.0.0.1:9000:9000" in service["ports"]
+    assert not any(p.endswith(":9000") and not p.startswith("127.0.0.1:") for p in service["ports"])
+    environment = service["environment"]
+    assert environment["QDB_PG_USER"] not in ("admin", "")
+    assert environment["QDB_PG_PASSWORD"] == "${QUESTDB_PG_PASSWORD:?set by the deploy}"
+    auth_path = environment["QDB_LINE_TCP_AUTH_DB_PATH"]
+    (mount,) = [c for c in service["configs"] if c["target"] == auth_path]
+    assert questdb["configs"][mount["source"]]["content"] == ILP_AUTH
+    for analytics in ("backtesting", "ml-service"):
+        env = questdb["services"][analytics]["environment"]
+        assert env["QUESTDB_PG_USER"] == environment["QDB_PG_USER"]
+        assert env["QUESTDB_PG_PASSWORD"].startswith("${QUESTDB_PG_PASSWORD:?")
+    for role, address in (("futures", "10.99.0.2"), ("equities-crypto", "10.99.0.3")):
+        node = yaml.safe_load(compose_of(role, address))["services"]
+        for writer in ("trading-service", "market-data"):
+            assert node[writer]["env_file"] == [ILP_ENV]
+
+
+def test_the_orchestrator_is_not_rendered_without_the_writers_keys() -> None:
+    with pytest.raises(ValueError, match="ILP public keys"):
+        render_compose("orchestrator", "10.99.0.1", services_of(fleet()))
+    with pytest.raises(ValueError, match="not an ILP auth line"):
+        ilp_auth_file(["chicago ecdsa X Y"])
+
+
+def b64url_int(text: str) -> int:
+    return int.from_bytes(base64.urlsafe_b64decode(text + "=" * (-len(text) % 4)), "big")
+
+
+def test_ilp_key_encoding_matches_questdbs_documented_key() -> None:
+    """QuestDB's ILP authentication example (questdb.com/docs, "Authenticate", the
+    testUser1 JWK): d, x and y are the big-endian P-256 integers in unpadded base64url,
+    the encoding ilp_key.sh writes. Deriving x and y from d proves the convention."""
+    d = "5UjEMuA0Pj5pjK8a-fa24dyIf-Es5mYny3oE_Wmus48"
+    point = ec.derive_private_key(b64url_int(d), ec.SECP256R1()).public_key().public_numbers()
+    assert point.x == b64url_int("fLKYEaoEb9lrn3nkwLDA-M_xnuFOdSt9y0Z7_vWSHLU")
+    assert point.y == b64url_int("Dt5tbS1dEDMSYfym3fgMv0B99szno-dFc1rYF9t0aac")
+
+
+def test_ilp_key_script_writes_a_key_whose_public_half_it_prints(tmp_path: Path) -> None:
+    script = vps.ilp_key_script(host("chicago")).replace(vps.APP_DIR, str(tmp_path))
+    first = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert first.returncode == 0, first.stderr
+    env = dict(line.split("=", 1) for line in (tmp_path / ILP_ENV).read_text().split())
+    assert (tmp_path / ILP_ENV).stat().st_mode & 0o777 == 0o600
+    point = (
+        ec.derive_private_key(b64url_int(env["QUESTDB_ILP_TOKEN"]), ec.SECP256R1())
+        .public_key()
+        .public_numbers()
+    )
+    assert (point.x, point.y) == (
+        b64url_int(env["QUESTDB_ILP_TOKEN_X"]),
+        b64url_int(env["QUESTDB_ILP_TOKEN_Y"]),
+    )
+    line = f"chicago ec-p-256-sha256 {env['QUESTDB_ILP_TOKEN_X']} {env['QUESTDB_ILP_TOKEN_Y']}"
+    assert first.stdout == line + "\n"
+    again = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert again.stdout == first.stdout  # generated once, then kept
+    (tmp_path / ILP_ENV).write_text("QUESTDB_ILP_USERNAME=chicago\nQUESTDB_ILP_TOKEN_X=short\n")
+    broken = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60)
+    assert broken.returncode != 0 and "no valid ILP key" in broken.stderr
+
+
 def test_mesh_ports_are_exactly_what_each_role_publishes_on_the_mesh() -> None:
     for name in HOSTS:
         spec = host(name)
-        document = yaml.safe_load(
-            render_compose(spec.role, spec.wireguard_address, services_of(fleet()))
-        )
+        document = yaml.safe_load(compose_of(spec.role, spec.wireguard_address))
         on_mesh = sorted(
             int(port.split(":")[1])
             for service in document["services"].values()
@@ -201,7 +305,7 @@ def test_mesh_ports_are_exactly_what_each_role_publishes_on_the_mesh() -> None:
 
 def test_gateway_routes_over_the_mesh_and_nodes_write_to_the_one_questdb() -> None:
     services = services_of(fleet())
-    gateway = yaml.safe_load(render_compose("orchestrator", "10.99.0.1", services))["services"][
+    gateway = yaml.safe_load(compose_of("orchestrator", "10.99.0.1", services))["services"][
         "api-gateway"
     ]
     assert gateway["environment"]["FUTURES_TRADING_URL"] == "http://10.99.0.2:5001"
@@ -219,7 +323,7 @@ def test_gateway_routes_over_the_mesh_and_nodes_write_to_the_one_questdb() -> No
 
 def test_grafana_password_comes_only_from_the_env_file() -> None:
     services = services_of(fleet())
-    compose = render_compose("orchestrator", "10.99.0.1", services)
+    compose = compose_of("orchestrator", "10.99.0.1", services)
     assert "grafana-pass-123" not in compose
     grafana = yaml.safe_load(compose)["services"]["grafana"]
     assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD"].startswith(
@@ -580,14 +684,23 @@ def test_scripts_are_arguments_so_stdin_reaches_them() -> None:
         vps.remote_bash("x" * vps.MAX_COMMAND_BYTES, "huge")
 
 
-def test_the_grafana_password_never_appears_in_a_plan() -> None:
+def test_the_orchestrators_passwords_never_appear_in_a_plan() -> None:
     from ops.plan import plan_config
 
-    values = {**committed_config("vps"), "trading-infra:grafanaAdminPassword": "grafana-pass-123"}
-    planned = plan_config("vps", values, ["trading-infra:grafanaAdminPassword"])
+    values = {
+        **committed_config("vps"),
+        "trading-infra:grafanaAdminPassword": "grafana-pass-123",
+        "trading-infra:questdbPassword": "questdb-pass-456",
+    }
+    planned = plan_config(
+        "vps", values, ["trading-infra:grafanaAdminPassword", "trading-infra:questdbPassword"]
+    )
     assert "grafana-pass-123" not in render_json(planned)
+    assert "questdb-pass-456" not in render_json(planned)
     env = planned.named("cdmx-env-file")
-    assert env.revealed["stdin"] == "GRAFANA_ADMIN_PASSWORD=grafana-pass-123\n"
+    assert env.revealed["stdin"] == (
+        "GRAFANA_ADMIN_PASSWORD=grafana-pass-123\nQUESTDB_PG_PASSWORD=questdb-pass-456\n"
+    )
 
 
 def test_each_hosts_mesh_config_carries_its_peers_generated_keys() -> None:

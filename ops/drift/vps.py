@@ -13,7 +13,7 @@ import hashlib
 import json
 import re
 import shlex
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
@@ -79,12 +79,7 @@ class HostExpectation:
     @property
     def sshd(self) -> dict[str, str]:
         text = next((body for path, body in self.files.items() if "sshd_config.d" in path), "")
-        settings = {}
-        for line in text.splitlines():
-            if line.strip() and not line.startswith("#"):
-                key, _, value = line.partition(" ")
-                settings[key.lower()] = value.strip().lower()
-        return settings
+        return sshd_settings(text.splitlines())
 
     @property
     def wireguard_peers(self) -> dict[str, str]:
@@ -97,6 +92,32 @@ class HostExpectation:
             elif name == "AllowedIPs" and key:
                 peers[key] = value
         return peers
+
+
+def bootstrap_files(command: str) -> dict[str, str]:
+    """The files a bootstrap command installs, by path (its ``write_file`` heredocs)."""
+    script = script_of(command)
+    return {m["path"]: m["body"] + "\n" for m in _FILE_BLOCK.finditer(script)}
+
+
+_LISTS = frozenset({"allowusers", "allowgroups", "denyusers", "denygroups", "port"})
+"""sshd keywords that take several values: ``sshd -T`` prints one line per value."""
+
+
+def sshd_settings(lines: Iterable[str]) -> dict[str, str]:
+    """sshd settings by lowercase keyword, values lowercased; the several values of a
+    list keyword (``AllowUsers deploy drift``, one ``Port`` line each) sorted into one."""
+    values: dict[str, list[str]] = {}
+    for line in lines:
+        if not line.strip() or line.lstrip().startswith("#"):
+            continue
+        key, _, value = line.strip().partition(" ")
+        key, value = key.lower(), value.strip().lower()
+        if key in _LISTS:
+            values.setdefault(key, []).extend(value.split())
+        else:
+            values[key] = [value]
+    return {key: " ".join(sorted(v) if key in _LISTS else v) for key, v in values.items()}
 
 
 def _rule(line: str) -> str:
@@ -139,8 +160,7 @@ def expectations(state: StackState) -> list[HostExpectation]:
                     if path == ".env":
                         expected.env_sha256 = digest
         if bootstrap := _resource(state, f"{name}-bootstrap"):
-            script = script_of(str(bootstrap.get("create", "")))
-            expected.files = {m["path"]: m["body"] + "\n" for m in _FILE_BLOCK.finditer(script)}
+            expected.files = bootstrap_files(str(bootstrap.get("create", "")))
         if wireguard := _resource(state, f"{name}-wireguard"):
             expected.wireguard_config = str(wireguard.get("stdin", ""))
         found.append(expected)
@@ -275,10 +295,7 @@ def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
         diffs.append(Diff("wireguard peers", host.wireguard_peers, peers))
 
     _, effective = remote.run(read_command("sshd", app_dir))
-    settings = {}
-    for line in effective.splitlines():
-        key, _, value = line.partition(" ")
-        settings[key.lower()] = value.strip().lower()
+    settings = sshd_settings(effective.splitlines())
     for key, value in sorted(host.sshd.items()):
         if settings.get(key) != value:
             diffs.append(Diff(f"sshd {key}", value, settings.get(key, "unset")))

@@ -19,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from components.compose import render_compose
+from components.compose import ilp_auth_file, render_compose
 from ops.drift.scan import scan
 from ops.drift.state import parse_state
 from ops.drift.vps import Connector, HostExpectation, SshRemote, expectations, scan_vps
@@ -33,19 +33,30 @@ SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44
 ASSET_SIG = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17"}
 
 
-def compose_text(name: str) -> str:
-    """The compose file the vps stack renders for a host, as the program renders it."""
+def compose_text(name: str, plan: Plan) -> str:
+    """The compose file the vps stack renders for a host, as the program renders it (the
+    orchestrator's with the ILP keys the plan's execution hosts printed)."""
     values = {
         **committed_config("vps"),
         "trading-infra:sshPrivateKey": "k",
         "trading-infra:grafanaAdminPassword": "p",
+        "trading-infra:questdbPassword": "q",
     }
     config = parse_stack_config(
-        values, "vps", ["trading-infra:sshPrivateKey", "trading-infra:grafanaAdminPassword"]
+        values,
+        "vps",
+        [
+            "trading-infra:sshPrivateKey",
+            "trading-infra:grafanaAdminPassword",
+            "trading-infra:questdbPassword",
+        ],
     )
     assert isinstance(config, FleetStackConfig)
     spec = next(h for h in mesh_of(config).hosts if h.name == name)
-    return render_compose(spec.role, spec.wireguard_address, services_of(config))
+    lines = [r.outputs["stdout"] for r in plan.resources if r.name.endswith("-ilp-key")]
+    return render_compose(
+        spec.role, spec.wireguard_address, services_of(config), ilp_auth_file(lines)
+    )
 
 
 FAKES = {
@@ -169,7 +180,7 @@ def checkpoint(plan: Plan, server: Server, host_key: str | None = None) -> str:
         if resource.name == "cdmx-compose-file":
             inputs["remotePath"] = str(server.app / "docker-compose.yml")
             # Pulumi's checkpoint keeps a string asset's text (the plan keeps its hash).
-            text = compose_text("cdmx")
+            text = compose_text("cdmx", plan)
             assert inputs["source"] == {"stringAsset": hashlib.sha256(text.encode()).hexdigest()}
             inputs["source"] = {**ASSET_SIG, "hash": inputs["source"]["stringAsset"], "text": text}
         if resource.name == "cdmx-compose-up":

@@ -28,7 +28,9 @@ CREDENTIALS = {
 } | {"coinbase": {"apiKey": "cb-key"}, "bybit-spot": {"apiKey": "bs-key"}}
 SECRETS = {
     f"{PROJECT}:grafanaAdminPassword": "grafana-rehearsal-pass",
+    f"{PROJECT}:questdbPassword": "questdb-rehearsal-pass",
     f"{PROJECT}:brokerCredentials": json.dumps(CREDENTIALS),
+    f"{PROJECT}:registryPullToken": "ghp_rehearsal-pull-token",
 }
 
 

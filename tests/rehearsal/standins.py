@@ -28,6 +28,7 @@ PROGRAMS = (
 
 STANDIN = r"""
 import hashlib
+import json
 import os
 import subprocess
 import sys
@@ -92,9 +93,14 @@ def docker():
         services = (yaml.safe_load(Path(compose).read_text()) or {}).get("services") or {}
         marked = STATE / "unhealthy"
         unhealthy = marked.read_text().split() if marked.exists() else []
-        for service in services:
+        for service, definition in services.items():
             health = "unhealthy" if service in unhealthy else "healthy"
-            print(f"{service} running {health}")
+            if option("--format") == "json":
+                # One object per line, as Compose v2 prints them.
+                row = {"Service": service, "State": "running", "Health": health}
+                print(json.dumps({**row, "Image": definition.get("image")}))
+            else:
+                print(f"{service} running {health}")
     return 0
 
 
@@ -149,10 +155,20 @@ def wg():
         if not (STATE / "wg0-up").exists():
             print("Unable to access interface: No such device", file=sys.stderr)
             return 1
+        peers, key = [], None
+        for line in Path("/etc/wireguard/wg0.conf").read_text().splitlines():
+            name, _, value = (part.strip() for part in line.partition("="))
+            if name == "PublicKey":
+                key = value
+            elif name == "AllowedIPs" and key:
+                peers.append((key, value))
         if ARGS[2:3] == ["peers"]:
-            for line in Path("/etc/wireguard/wg0.conf").read_text().splitlines():
-                if line.startswith("PublicKey"):
-                    print(line.split("=", 1)[1].strip())
+            print("\n".join(key for key, _ in peers))
+        elif ARGS[2:3] == ["dump"]:
+            # wg(8) dump: the interface line, then one tab-separated line per peer.
+            print("\t".join(["(hidden)", "(public)", "51820", "off"]))
+            for key, allowed in peers:
+                print("\t".join([key, "(none)", "(endpoint)", allowed, "0", "0", "0", "25"]))
         return 0
     return 0
 

@@ -4,16 +4,26 @@ are about effects on the hosts, not about the strings."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import json
 import subprocess
 
 import paramiko
 import pytest
+import yaml
+from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.runtime import MockResourceArgs
 
+from components.compose import ILP_ENV
 from components.vps import APP_DIR, DRIFT_USER, drift_reads, step_scripts
-from ops.drift.vps import HostExpectation, SshRemote, read_command
+from ops.drift.vps import (
+    HostExpectation,
+    SshRemote,
+    bootstrap_files,
+    inspect,
+    read_command,
+)
 from stacks.config import PROJECT
 from tests.rehearsal.conftest import HOSTS, Fleet
 from tests.rehearsal.engine import StepFailedError, run
@@ -96,6 +106,42 @@ def test_services_run_the_files_the_stack_rendered(fleet: Fleet, first, host: st
     assert "services:" in installed
     deploys = box.state("deploys.log").read_text().splitlines()
     assert deploys[-1].startswith("up ") and "absent" not in deploys[-1]
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_docker_logs_in_with_the_pull_token_from_stdin_before_pulling(
+    fleet: Fleet, first, host: str
+) -> None:
+    plan, operations = first
+    login = plan.named(f"{host}-registry-login").revealed
+    assert "ghp_rehearsal-pull-token" not in login["create"]
+    recorded = fleet.hosts[host].state("docker-login").read_text()
+    assert (
+        recorded == "['--username', 'trading-platform-bot', '--password-stdin', 'ghcr.io']\n"
+        "ghp_rehearsal-pull-token"
+    )
+    steps = [name for name, _ in steps_of(operations, host)]
+    assert steps.index("registry-login") < steps.index("compose-up")
+
+
+def test_questdb_admits_exactly_the_keys_the_writers_generated(fleet: Fleet, first) -> None:
+    compose = yaml.safe_load(fleet.hosts["cdmx"].read(f"{APP_DIR}/docker-compose.yml"))
+    listed = compose["configs"]["questdb-ilp-auth"]["content"].splitlines()
+    expected = []
+    for host in ("chicago", "nj"):
+        box = fleet.hosts[host]
+        assert box.mode(f"{APP_DIR}/{ILP_ENV}") == 0o600
+        env = dict(line.split("=", 1) for line in box.read(f"{APP_DIR}/{ILP_ENV}").split())
+        # The host's private key matches the public key QuestDB will check.
+        secret = int.from_bytes(base64.urlsafe_b64decode(env["QUESTDB_ILP_TOKEN"] + "="), "big")
+        point = ec.derive_private_key(secret, ec.SECP256R1()).public_key().public_numbers()
+        x = base64.urlsafe_b64encode(point.x.to_bytes(32, "big")).decode().rstrip("=")
+        y = base64.urlsafe_b64encode(point.y.to_bytes(32, "big")).decode().rstrip("=")
+        expected.append(f"{host} ec-p-256-sha256 {x} {y}")
+    assert listed == expected
+    assert "QUESTDB_PG_PASSWORD=questdb-rehearsal-pass\n" in fleet.hosts["cdmx"].read(
+        f"{APP_DIR}/.env"
+    )
 
 
 def test_a_second_run_changes_nothing(fleet: Fleet, first) -> None:
@@ -197,6 +243,32 @@ def test_drift_reads_as_its_own_user_through_the_jump_host_and_nothing_more(
             assert status != 0, denied
     finally:
         remote.close()
+
+
+def test_ops_drift_finds_a_rehearsed_host_clean_and_a_hand_made_change(fleet: Fleet, first) -> None:
+    """``ops drift``'s whole inspection, as the drift user through the jump host, of a
+    host the rehearsal deployed: what the state expects is what the host holds."""
+    plan, _ = first
+    box = fleet.hosts["nj"]
+    expected = drift_expectation(fleet, "nj", fleet.jump.host_key)
+    expected.compose_path = f"{APP_DIR}/docker-compose.yml"
+    expected.compose_text = box.read(expected.compose_path)
+    expected.env_sha256 = hashlib.sha256(
+        plan.named("nj-env-file").revealed["stdin"].encode()
+    ).hexdigest()
+    expected.files = bootstrap_files(plan.named("nj-bootstrap").revealed["create"])
+    expected.wireguard_config = plan.named("nj-wireguard").revealed["stdin"]
+    remote = drift_session(fleet, "nj")
+    try:
+        assert inspect(expected, remote) == []
+        # An operator's hand-made rule is drift.
+        ufw = box.root / "bin" / "ufw"  # the host's ufw (the sandbox's stand-in)
+        box.inside(f"{ufw} allow 8080/tcp")
+        found = inspect(expected, remote)
+    finally:
+        box.inside(f"{box.root / 'bin' / 'ufw'} delete allow 8080/tcp")
+        remote.close()
+    assert [(d.attribute, d.actual) for d in found] == [("ufw rule", "allow 8080/tcp")]
 
 
 def test_the_drift_user_cannot_log_in_without_the_pinned_jump_host(fleet: Fleet, first) -> None:
