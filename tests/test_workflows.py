@@ -122,59 +122,103 @@ def test_previews_and_deploys_never_overlap_on_a_stack() -> None:
     }
 
 
-def test_same_repo_previews_use_the_policy_pack_and_comment() -> None:
-    preview = jobs("preview.yml")["preview"]
-    assert preview["if"] == "github.event.pull_request.head.repo.full_name == github.repository"
-    (action,) = [s for s in steps(preview) if s.get("uses", "").startswith("pulumi/actions@")]
-    expected = {
-        "command": "preview",
-        "comment-on-pr": True,
-        "edit-pr-comment": True,
-        "diff": True,
-        "policyPacks": "policies",
-    }
-    assert {key: action["with"].get(key) for key in expected} == expected
-    assert action["env"]["PULUMI_ACCESS_TOKEN"] == "${{ secrets.PULUMI_ACCESS_TOKEN }}"
-    assert {m["stack"] for m in preview["strategy"]["matrix"]["include"]} == {"eu", "sg", "vps"}
+PRODUCTION_SECRETS = ("secrets.PULUMI_ACCESS_TOKEN", "secrets.VPS_DRIFT_KEY")
+GATED = {"production-eu", "production-sg", "production-vps", "drift"}
+"""Environments with required reviewers and a main-only deployment-branch policy
+(docs/ci-cd.md): the only places production secrets live."""
 
 
-def test_the_fork_path_uses_no_secrets_and_cannot_write() -> None:
-    fork = jobs("preview.yml")["offline-diff"]
-    assert fork["if"] == "github.event.pull_request.head.repo.full_name != github.repository"
-    assert "secrets." not in yaml.safe_dump(fork)
-    assert fork["permissions"] == {"contents": "read"}
-    runs = "\n".join(s.get("run", "") for s in steps(fork))
-    assert "ops plan" in runs and "ops diff" in runs and "--format markdown" in runs
-    # The comment is posted by a workflow that checks out and runs nothing of the PR.
+def test_pull_requests_run_their_code_with_no_secret_and_no_write() -> None:
+    """Unreviewed code gets no production secret: a same-repo PR runs exactly as a
+    fork's, offline (a Pulumi token that can preview can decrypt)."""
+    on = triggers("preview.yml")
+    assert set(on) == {"pull_request"}  # never pull_request_target
+    text = (WORKFLOWS / "preview.yml").read_text()
+    assert "secrets." not in text.split("jobs:", 1)[1]
+    for job in jobs("preview.yml").values():
+        assert job["permissions"] == {"contents": "read"}
+        assert "if" not in job  # every PR, whatever its origin
+        assert not any(s.get("uses", "").startswith("pulumi/actions@") for s in steps(job))
+        runs = "\n".join(s.get("run", "") for s in steps(job))
+        assert "ops plan" in runs and "ops diff" not in runs  # rendering is not trusted here
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_production_secrets_live_only_in_gated_environments(name: str) -> None:
+    for job_name, job in jobs(name).items():
+        if any(secret in yaml.safe_dump(job) for secret in PRODUCTION_SECRETS):
+            assert job.get("environment") in GATED, f"{name}:{job_name}"
+            assert not set(triggers(name)) & {"pull_request", "pull_request_target"}, name
+
+
+def test_the_comment_path_trusts_nothing_the_pull_request_produced() -> None:
     comment = jobs("preview-comment.yml")["comment"]
-    assert not any(s.get("uses", "").startswith("actions/checkout@") for s in steps(comment))
-    assert comment["permissions"] == {"actions": "read", "pull-requests": "write"}
+    assert comment["permissions"] == {
+        "actions": "read",
+        "contents": "read",
+        "pull-requests": "write",
+    }
+    (checkout,) = [s for s in steps(comment) if s.get("uses", "").startswith("actions/checkout@")]
+    assert "ref" not in checkout.get("with", {})  # the default branch's code, not the PR's
+    render = next(s["run"] for s in steps(comment) if "ops diff" in s.get("run", ""))
+    assert "for stack in eu sg vps" in render and "--format markdown" in render
+    script = next(
+        s for s in steps(comment) if s.get("uses", "").startswith("actions/github-script@")
+    )["with"]["script"]
+    # The PR comes from the run's head commit and repository, not from the artifact.
+    assert "run.head_sha" in script and "head.full_name" in script
+    assert "pr-number" not in script and "readdirSync" not in script
+    # Only this workflow's own comments are edited.
+    assert "github-actions[bot]" in script
+    assert "for (const stack of ['eu', 'sg', 'vps'])" in script
 
 
 def test_drift_runs_nightly_and_manages_one_issue_per_stack() -> None:
     on = triggers("drift.yml")
     assert on["schedule"][0]["cron"] and "workflow_dispatch" in on
-    job = jobs("drift.yml")["drift"]
-    runs = "\n".join(s.get("run", "") for s in steps(job))
-    assert (
-        "pulumi stack export" in runs
-        and "python -m ops drift" in runs
-        and "--format markdown" in runs
-    )
-    (preview,) = [s for s in steps(job) if s.get("with", {}).get("command") == "preview"]
-    assert preview["with"]["refresh"] is True and preview["with"]["expect-no-changes"] is True
-    script = next(s for s in steps(job) if s.get("uses", "").startswith("actions/github-script@"))[
-        "with"
-    ]["script"]
-    assert "labels: ['drift']" in script and "state: 'closed'" in script
+    drift = jobs("drift.yml")
+    assert set(drift) == {"aws", "vps"}
+    for job in drift.values():
+        runs = "\n".join(s.get("run", "") for s in steps(job))
+        assert "pulumi stack export" in runs and "python -m ops drift" in runs
+        assert "--show-secrets" not in runs  # the export keeps secrets encrypted
+        (preview,) = [s for s in steps(job) if s.get("with", {}).get("command") == "preview"]
+        assert preview["with"]["refresh"] is True and preview["with"]["expect-no-changes"] is True
+        script = next(
+            s for s in steps(job) if s.get("uses", "").startswith("actions/github-script@")
+        )["with"]["script"]
+        assert "labels: ['drift']" in script and "state: 'closed'" in script
+    # An OIDC token only where AWS is called.
+    assert drift["aws"]["permissions"]["id-token"] == "write"
+    assert "id-token" not in drift["vps"]["permissions"]
 
 
 @pytest.mark.parametrize("name", NAMES)
-def test_actions_are_pinned_to_a_major_version_or_a_sha(name: str) -> None:
+def test_actions_are_pinned_to_a_full_commit_sha_with_its_version(name: str) -> None:
+    for line in (WORKFLOWS / name).read_text().splitlines():
+        if re.match(r"\s*(- )?uses:", line):
+            assert re.search(r"@[0-9a-f]{40} # v\d+\.\d+\.\d+$", line), line.strip()
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_checkouts_keep_no_credentials(name: str) -> None:
     for job in jobs(name).values():
         for step in steps(job):
-            if "uses" in step:
-                assert re.search(r"@(v\d+|[0-9a-f]{40})$", step["uses"]), step["uses"]
+            if step.get("uses", "").startswith("actions/checkout@"):
+                assert step.get("with", {}).get("persist-credentials") is False, name
+
+
+def test_dependabot_keeps_the_pinned_actions_current() -> None:
+    config = ROOT / ".github" / "dependabot.yml"
+    result = subprocess.run(
+        [str(BIN / "check-jsonschema"), "--builtin-schema", "vendor.dependabot", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    ecosystems = {u["package-ecosystem"] for u in yaml.safe_load(config.read_text())["updates"]}
+    assert "github-actions" in ecosystems
 
 
 @pytest.mark.parametrize("name", NAMES)
