@@ -188,18 +188,46 @@ def _containers(props: Mapping[str, Any]) -> list[dict[str, Any]]:
 # --- EC2 ------------------------------------------------------------------------------
 
 
-@per_resource(
-    "aws:ec2/securityGroup:SecurityGroup",
+def _redirects_to_https(listener: Mapping[str, Any]) -> bool:
+    actions = listener.get("defaultActions") or []
+    return bool(actions) and all(
+        a.get("type") == "redirect"
+        and str((a.get("redirect") or {}).get("protocol", "")).upper() == "HTTPS"
+        for a in actions
+    )
+
+
+@rule(
     "sg-world-ingress-https-only",
     "EC2.18",
-    "Security groups admit the whole internet only on HTTPS (443) and its HTTP redirect (80).",
+    "Security groups admit the whole internet only on HTTPS (443), and on 80 only where "
+    "a listener next to them redirects 80 to HTTPS.",
 )
-def _sg_world(props: Mapping[str, Any]) -> list[str]:
-    return [
-        f"ingress {low}-{high} from {cidr}: only 80 and 443 may be open to the internet"
-        for low, high, cidr in _world_ingress(props)
-        if (low, high) not in ((443, 443), (80, 80))
-    ]
+def _sg_world(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    for group in _siblings(subjects).values():
+        on_80 = [
+            s.props
+            for s in group
+            if s.type == "aws:lb/listener:Listener" and int(s.props.get("port") or 0) == 80
+        ]
+        redirect_only = bool(on_80) and all(_redirects_to_https(props) for props in on_80)
+        for s in group:
+            if s.type != "aws:ec2/securityGroup:SecurityGroup":
+                continue
+            for low, high, cidr in _world_ingress(s.props):
+                if (low, high) == (443, 443):
+                    continue
+                if (low, high) == (80, 80) and redirect_only:
+                    continue
+                reason = (
+                    "port 80 is open to the internet but no listener next to it only "
+                    "redirects 80 to HTTPS"
+                    if (low, high) == (80, 80)
+                    else "only 443 (and 80 redirected to HTTPS) may be open to the internet"
+                )
+                found.append((s.urn, f"ingress {low}-{high} from {cidr}: {reason}"))
+    return found
 
 
 @per_resource(
@@ -217,18 +245,30 @@ def _sg_high_risk(props: Mapping[str, Any]) -> list[str]:
     ]
 
 
-@per_resource(
-    "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup",
+@rule(
     "default-sg-empty",
     "EC2.2",
-    "The VPC default security group allows no traffic.",
+    "Every VPC's default security group is adopted and allows no traffic.",
 )
-def _default_sg(props: Mapping[str, Any]) -> list[str]:
-    return (
-        ["the default security group has rules"]
-        if props.get("ingress") or props.get("egress")
-        else []
-    )
+def _default_sg(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    for group in _siblings(subjects).values():
+        defaults = [
+            s for s in group if s.type == "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
+        ]
+        found += [
+            (s.urn, "the default security group has rules")
+            for s in defaults
+            if s.props.get("ingress") or s.props.get("egress")
+        ]
+        if not defaults:
+            # Not adopted, AWS's default group keeps its allow-all rules (EC2.2 fails).
+            found += [
+                (s.urn, "no DefaultSecurityGroup adopts this VPC's default group")
+                for s in group
+                if s.type == "aws:ec2/vpc:Vpc"
+            ]
+    return found
 
 
 @per_resource(

@@ -340,3 +340,40 @@ def test_public_variant_really_is_public_with_https() -> None:
     configs = [o["customOriginConfig"] for o in dist.revealed["origins"]]
     assert [c["originProtocolPolicy"] for c in configs] == ["https-only", "https-only"]
     assert [c["originSslProtocols"] for c in configs] == [["TLSv1.2"], ["TLSv1.2"]]
+
+
+# --- the old blind spots: each passed before the rule was fixed -------------------------
+
+
+def test_a_vpc_whose_default_group_is_not_adopted_fails_ec2_2() -> None:
+    """AWS's default group allows all traffic between its members until adopted and
+    emptied; a plan that simply left out the DefaultSecurityGroup used to pass."""
+    plan = broken(plans()["sg"], "network-default-sg", REMOVE)
+    messages = [v.message for v in BY_NAME["default-sg-empty"].run(subjects_of(plan))]
+    assert messages == ["no DefaultSecurityGroup adopts this VPC's default group"]
+
+
+def world_on_port_80(props: dict[str, Any]) -> None:
+    props["ingress"] = [
+        *props.get("ingress", []),
+        {"protocol": "tcp", "fromPort": 80, "toPort": 80, "cidrBlocks": ["0.0.0.0/0"]},
+    ]
+
+
+def test_port_80_open_to_the_world_passes_only_beside_a_redirect_to_https() -> None:
+    rule = BY_NAME["sg-world-ingress-https-only"]
+    # The plain-HTTP ALB: its port-80 listener forwards (a 403 default and a forward
+    # rule). The "443 and its 80 redirect" exemption used to let this through.
+    forwarding = broken(plans()["sg"], "alb-sg", world_on_port_80)
+    assert [v.message for v in rule.run(subjects_of(forwarding))] == [
+        "ingress 80-80 from 0.0.0.0/0: port 80 is open to the internet but no listener "
+        "next to it only redirects 80 to HTTPS"
+    ]
+
+    def redirecting(props: dict[str, Any]) -> None:
+        props["defaultActions"] = [
+            {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443"}}
+        ]
+
+    redirected = broken(forwarding, "alb-listener", redirecting)
+    assert rule.run(subjects_of(redirected)) == []
