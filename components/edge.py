@@ -168,8 +168,8 @@ class GeoEdgeArgs(TypedDict, total=False):
     when ``custom_domain`` has no ``certificate_arn``."""
     minimum_protocol_version: str
     """Viewer TLS floor with a custom domain. Default ``TLSv1.2_2021``."""
-    web_acl_arn: str
-    """WAFv2 web ACL. Default none."""
+    web_acl_arn: pulumi.Input[str]
+    """WAFv2 web ACL (CLOUDFRONT scope). Default none."""
     logging_bucket: str
     """Standard logging bucket domain. Default off."""
     logging_prefix: str

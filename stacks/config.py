@@ -29,7 +29,6 @@ from cryptography.hazmat.primitives import serialization
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     ValidationInfo,
@@ -39,6 +38,8 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from components.network import SubnetCarvingError, carve_subnets
+from components.settings import Settings, camel, retention
+from components.waf import WafSettings
 from stacks.countries import COMMON_MISTAKES, ISO_3166_ALPHA_2
 
 PROJECT = "trading-infra"
@@ -49,33 +50,6 @@ PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 REGION_KEY = "aws:region"
 
-CLOUDWATCH_RETENTION_DAYS = frozenset(
-    {
-        1,
-        3,
-        5,
-        7,
-        14,
-        30,
-        60,
-        90,
-        120,
-        150,
-        180,
-        365,
-        400,
-        545,
-        731,
-        1096,
-        1827,
-        2192,
-        2557,
-        2922,
-        3288,
-        3653,
-    }
-)
-"""The values CloudWatch Logs accepts for a log group's retention."""
 
 DEFAULT_EXCHANGE_ACCESS_REGIONS = ("ap-southeast-1", "eu-central-1")
 """Regions from which Binance.com accepts API requests (it refuses us-east-1)."""
@@ -93,22 +67,8 @@ class ConfigError(pulumi.RunError):
         super().__init__(f"stack {stack!r} has {len(self.problems)} config error(s):\n{lines}")
 
 
-def camel(name: str) -> str:
-    """``elb_5xx_count`` -> ``elb5xxCount``: Pulumi's key style, digits left alone."""
-    first, *rest = name.split("_")
-    return first + "".join(part[:1].upper() + part[1:] for part in rest)
-
-
-class _Section(BaseModel):
-    """Config object conventions: camelCase keys, no unknown keys, no type coercion."""
-
-    model_config = ConfigDict(
-        alias_generator=camel,
-        populate_by_name=True,
-        extra="forbid",
-        frozen=True,
-        strict=True,
-    )
+class _Section(Settings):
+    """Config object conventions (``components.settings.Settings``)."""
 
 
 def _private_cidr(value: str, *, min_prefix: int, max_prefix: int) -> str:
@@ -614,7 +574,11 @@ class EdgeConfig(_Section):
     )
     """Viewer TLS floor with a custom domain. Default ``TLSv1.2_2021``."""
     web_acl_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:wafv2:us-east-1:")] | None = None
-    """A WAFv2 web ACL (CLOUDFRONT scope) to attach. Default none."""
+    """An existing WAFv2 web ACL (CLOUDFRONT scope) to attach instead of the one ``waf``
+    creates. Default none."""
+    waf: WafSettings = Field(default_factory=WafSettings)
+    """The web ACL the stack creates (rate limits, AWS managed rules, request logs):
+    on by default in production."""
     logging_bucket: Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.s3\.amazonaws\.com$")] | None = (
         None
     )
@@ -798,6 +762,23 @@ class RegionalStackConfig(_Section):
             raise ValueError(
                 f"role 'primary' needs {PROJECT}:edge (at least defaultRegion): the primary "
                 "stack owns the global CloudFront entry point"
+            )
+        return self
+
+    @property
+    def creates_waf(self) -> bool:
+        """Whether the stack creates the edge's web ACL (an existing one wins)."""
+        edge = self.edge
+        if edge is None or edge.web_acl_arn:
+            return False
+        return edge.waf.enabled if edge.waf.enabled is not None else self.production
+
+    @model_validator(mode="after")
+    def _one_web_acl(self) -> RegionalStackConfig:
+        if self.edge is not None and self.edge.web_acl_arn and self.edge.waf.enabled:
+            raise ValueError(
+                "@edge.waf.enabled: edge.webAclArn attaches an existing web ACL; remove one "
+                "of the two"
             )
         return self
 
@@ -1214,11 +1195,7 @@ def _must_be_secret(value: Any, info: ValidationInfo) -> Any:
     return value
 
 
-def _retention(value: int) -> int:
-    if value not in CLOUDWATCH_RETENTION_DAYS:
-        allowed = ", ".join(str(days) for days in sorted(CLOUDWATCH_RETENTION_DAYS))
-        raise ValueError(f"{value} is not a CloudWatch Logs retention; use one of {allowed}")
-    return value
+_retention = retention
 
 
 def _decode(value: Any) -> Any:

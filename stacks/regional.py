@@ -25,6 +25,7 @@ from components.service import (
     FargateService,
     FargateServiceArgs,
 )
+from components.waf import EdgeFirewall
 from stacks import outputs
 from stacks.config import PROJECT, FailoverConfig, RegionalStackConfig
 
@@ -327,6 +328,16 @@ def fallback_reference(stack: str) -> str:
     return f"{pulumi.get_organization()}/{pulumi.get_project()}/{stack}"
 
 
+def _us_east_1(stack: str) -> aws.Provider:
+    """The us-east-1 provider of CloudFront's global resources (certificates, the web
+    ACL, the edge's logs)."""
+    return aws.Provider(
+        "aws-us-east-1",
+        region="us-east-1",
+        default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(stack, "us-east-1")),
+    )
+
+
 def build_primary(config: RegionalStackConfig) -> None:
     """The primary region's backend and the global edge in front of both regions."""
     edge = config.edge
@@ -354,6 +365,10 @@ def build_primary(config: RegionalStackConfig) -> None:
     else:
         pulumi.log.warn("edge: no fallbackStack configured; the edge has the primary origin only")
 
+    domain = edge.custom_domain
+    us_east_1 = (
+        _us_east_1(stack) if config.creates_waf or (domain and domain.create_certificate) else None
+    )
     timeouts = edge.origin_timeouts
     args = GeoEdgeArgs(
         resource_prefix=f"{PROJECT}-{stack}",
@@ -374,23 +389,28 @@ def build_primary(config: RegionalStackConfig) -> None:
     )
     if edge.web_acl_arn:
         args["web_acl_arn"] = edge.web_acl_arn
+    elif us_east_1 is not None and config.creates_waf:
+        firewall = EdgeFirewall(
+            "waf",
+            edge.waf,
+            prefix=f"{PROJECT}-{stack}",
+            provider=us_east_1,
+            protect_logs=config.production,
+        )
+        args["web_acl_arn"] = firewall.arn
     if edge.logging_bucket:
         args["logging_bucket"] = edge.logging_bucket
         args["logging_prefix"] = edge.logging_prefix
-    if domain := edge.custom_domain:
+    if domain is not None:
         custom = CustomDomain(name=domain.name)
         if domain.certificate_arn:
             custom["certificate_arn"] = domain.certificate_arn
         if domain.hosted_zone_id:
             custom["hosted_zone_id"] = domain.hosted_zone_id
         args["custom_domain"] = custom
-        if domain.create_certificate:
+        if us_east_1 is not None and domain.create_certificate:
             # CloudFront takes certificates from us-east-1 only.
-            args["certificate_provider"] = aws.Provider(
-                "aws-us-east-1",
-                region="us-east-1",
-                default_tags=aws.ProviderDefaultTagsArgs(tags=default_tags(stack, "us-east-1")),
-            )
+            args["certificate_provider"] = us_east_1
     geo_edge = GeoEdge("edge", args, opts=pulumi.ResourceOptions(providers=[backend.provider]))
 
     pulumi.export(outputs.DISTRIBUTION_ID, geo_edge.distribution.id)

@@ -59,11 +59,15 @@ def test_every_aws_resource_goes_through_an_explicit_provider(stack: str, region
     under_eu_failover = {
         r.urn for r in plan.resources if r.parent and "RegionFailover::failover-eu" in r.parent
     }
+    # CloudFront's global resources (the web ACL and its log) live in us-east-1.
+    global_edge = {r.urn for r in plan.resources if r.parent and "EdgeFirewall::" in r.parent}
     aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
     assert aws_resources
     for resource in aws_resources:
         # sg wires eu's failover into eu's own region, through a provider for it.
         expected = "aws-eu" if resource.urn in under_eu_failover else f"aws-{region}"
+        if resource.urn in global_edge:
+            expected = "aws-us-east-1"
         assert provider_of(resource) == expected, resource.name
     if stack == "sg":
         assert len(under_eu_failover) > 10
@@ -79,7 +83,7 @@ def test_every_taggable_resource_names_its_component(stack: str) -> None:
     assert len(taggable) > 10
     components = {"network", "registry", "load_balancer", "service", "monitoring"}
     if stack == "sg":
-        components |= {"edge", "failover"}
+        components |= {"edge", "failover", "waf"}
     assert [r.name for r in taggable if r.tag("component") not in components] == []
     assert {r.tag("component") for r in taggable} == components
 
@@ -140,12 +144,10 @@ def test_production_protects_stateful_resources(production: bool) -> None:
     }
     plan = run_stack(raw, secret_keys=["trading-infra:serviceSecrets"])
     stateful = [r for r in plan.resources if r.type in STATEFUL]
-    # Flow logs, the service, and the two failover functions' log groups.
+    # Flow logs, the service, the two failover functions' log groups, and in production
+    # the web ACL's request log (the WAF is on by default there).
     assert sorted(r.type.rsplit(":", 1)[1] for r in stateful) == [
-        "LogGroup",
-        "LogGroup",
-        "LogGroup",
-        "LogGroup",
+        *["LogGroup"] * (5 if production else 4),
         "Repository",
         "Secret",
     ]
