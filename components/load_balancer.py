@@ -62,7 +62,7 @@ class LoadBalancerArgs(TypedDict, total=False):
     """Default ``defensive``."""
     deletion_protection: bool
     """Default True."""
-    access_logs_bucket: str
+    access_logs_bucket: pulumi.Input[str]
     """Existing S3 bucket for access logs. Default: no access logs."""
     access_logs_prefix: str
     """Default ``alb``."""

@@ -220,6 +220,11 @@ class PlanMocks(pulumi.runtime.Mocks):
             state["arn"] = f"arn:aws:cloudfront::{MOCK_ACCOUNT}:key-value-store/{args.name}-0000"
         elif args.typ == "aws:cloudfront/distribution:Distribution":
             state["domainName"] = "d111111abcdef8.cloudfront.net"
+            state["arn"] = f"arn:aws:cloudfront::{MOCK_ACCOUNT}:distribution/E{args.name.upper()}"
+        elif args.typ == "aws:s3/bucket:Bucket":
+            # A prefixed name gets a suffix, as S3 names are global.
+            state.setdefault("bucket", f"{state.get('bucketPrefix', args.name)}0123456789")
+            state["arn"] = f"arn:aws:s3:::{state['bucket']}"
             state["hostedZoneId"] = "Z2FDTNDATAQYW2"
         elif args.typ == "aws:acm/certificate:Certificate":
             domain = str(args.inputs["domainName"])

@@ -37,6 +37,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from components.log_bucket import AccessLogSettings
 from components.network import SubnetCarvingError, carve_subnets
 from components.settings import Settings, camel, retention
 from components.waf import WafSettings
@@ -289,8 +290,9 @@ class LoadBalancerConfig(_Section):
     """HTTP desync mitigation (FSBP ELB.12). Default ``defensive``."""
     deletion_protection: bool = True
     """Deletion protection (FSBP ELB.6). Default true; turn off only for throwaway stacks."""
-    access_logs_bucket: str | None = None
-    """Existing S3 bucket for access logs (FSBP ELB.5). Default off."""
+    access_logs: AccessLogSettings = Field(default_factory=AccessLogSettings)
+    """Access logs (FSBP ELB.5): on by default in production, into a stack-owned bucket
+    in the stack's region."""
     access_logs_prefix: str = "alb"
     """Key prefix of the access logs. Default ``alb``."""
     deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
@@ -579,12 +581,10 @@ class EdgeConfig(_Section):
     waf: WafSettings = Field(default_factory=WafSettings)
     """The web ACL the stack creates (rate limits, AWS managed rules, request logs):
     on by default in production."""
-    logging_bucket: Annotated[str, Field(pattern=r"^[a-z0-9.-]+\.s3\.amazonaws\.com$")] | None = (
-        None
-    )
-    """Standard logging bucket (``name.s3.amazonaws.com``). Default off."""
-    logging_prefix: str = "cloudfront/"
-    """Standard logging prefix. Default ``cloudfront/``."""
+    access_logs: AccessLogSettings = Field(default_factory=AccessLogSettings)
+    """CloudFront standard logging (v2, through CloudWatch Logs delivery, FSBP
+    CloudFront.5): on by default in production, into a stack-owned bucket in
+    us-east-1."""
 
     @property
     def fallback_region(self) -> str | None:
@@ -764,6 +764,10 @@ class RegionalStackConfig(_Section):
                 "stack owns the global CloudFront entry point"
             )
         return self
+
+    def logs_on(self, settings: AccessLogSettings) -> bool:
+        """Whether access logs of ``settings`` are written (default: in production)."""
+        return settings.enabled if settings.enabled is not None else self.production
 
     @property
     def creates_waf(self) -> bool:

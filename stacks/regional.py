@@ -16,6 +16,7 @@ import pulumi_aws as aws
 from components.edge import CustomDomain, EdgeOrigin, GeoEdge, GeoEdgeArgs
 from components.failover import RegionFailover, RegionFailoverArgs, failover_budget
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.log_bucket import CloudFrontAccessLogs, LogBucket
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network, NetworkArgs
 from components.registry import ContainerRegistry, ContainerRegistryArgs
@@ -115,8 +116,18 @@ def _load_balancer(
         args["certificate_arn"] = lb.certificate_arn
     if lb.listener_port:
         args["listener_port"] = lb.listener_port
-    if lb.access_logs_bucket:
-        args["access_logs_bucket"] = lb.access_logs_bucket
+    if config.logs_on(lb.access_logs):
+        args["access_logs_bucket"] = lb.access_logs.bucket or (
+            LogBucket(
+                "alb-logs",
+                bucket_prefix=f"{PROJECT}-{pulumi.get_stack()}-alb-logs-",
+                writer="elb",
+                region=config.region,
+                expiration_days=lb.access_logs.expiration_days,
+                protect=config.production,
+                opts=opts,
+            ).name
+        )
         args["access_logs_prefix"] = lb.access_logs_prefix
     if config.origin_secret:
         args["origin_secret"] = pulumi.Output.secret(config.origin_secret)
@@ -366,9 +377,9 @@ def build_primary(config: RegionalStackConfig) -> None:
         pulumi.log.warn("edge: no fallbackStack configured; the edge has the primary origin only")
 
     domain = edge.custom_domain
-    us_east_1 = (
-        _us_east_1(stack) if config.creates_waf or (domain and domain.create_certificate) else None
-    )
+    edge_logs = config.logs_on(edge.access_logs)
+    needs_us_east_1 = config.creates_waf or edge_logs or (domain and domain.create_certificate)
+    us_east_1 = _us_east_1(stack) if needs_us_east_1 else None
     timeouts = edge.origin_timeouts
     args = GeoEdgeArgs(
         resource_prefix=f"{PROJECT}-{stack}",
@@ -398,9 +409,6 @@ def build_primary(config: RegionalStackConfig) -> None:
             protect_logs=config.production,
         )
         args["web_acl_arn"] = firewall.arn
-    if edge.logging_bucket:
-        args["logging_bucket"] = edge.logging_bucket
-        args["logging_prefix"] = edge.logging_prefix
     if domain is not None:
         custom = CustomDomain(name=domain.name)
         if domain.certificate_arn:
@@ -412,6 +420,25 @@ def build_primary(config: RegionalStackConfig) -> None:
             # CloudFront takes certificates from us-east-1 only.
             args["certificate_provider"] = us_east_1
     geo_edge = GeoEdge("edge", args, opts=pulumi.ResourceOptions(providers=[backend.provider]))
+    if edge_logs and us_east_1 is not None:
+        existing = edge.access_logs.bucket
+        CloudFrontAccessLogs(
+            "edge-delivery",
+            distribution_arn=geo_edge.distribution.arn,
+            bucket_arn=f"arn:aws:s3:::{existing}"
+            if existing
+            else LogBucket(
+                "edge-logs",
+                bucket_prefix=f"{PROJECT}-{stack}-edge-logs-",
+                writer="cloudwatch-logs",
+                region="us-east-1",
+                expiration_days=edge.access_logs.expiration_days,
+                protect=config.production,
+                opts=pulumi.ResourceOptions(provider=us_east_1),
+            ).arn,
+            prefix=f"{PROJECT}-{stack}-edge",
+            provider=us_east_1,
+        )
 
     pulumi.export(outputs.DISTRIBUTION_ID, geo_edge.distribution.id)
     pulumi.export(outputs.EDGE_DOMAIN_NAME, geo_edge.domain_name)

@@ -59,8 +59,14 @@ def test_every_aws_resource_goes_through_an_explicit_provider(stack: str, region
     under_eu_failover = {
         r.urn for r in plan.resources if r.parent and "RegionFailover::failover-eu" in r.parent
     }
-    # CloudFront's global resources (the web ACL and its log) live in us-east-1.
-    global_edge = {r.urn for r in plan.resources if r.parent and "EdgeFirewall::" in r.parent}
+    # CloudFront's global resources (the web ACL, its log, the access-log delivery and
+    # its bucket) live in us-east-1.
+    in_us_east_1 = ("EdgeFirewall::waf", "CloudFrontAccessLogs::edge-delivery", "::edge-logs")
+    global_edge = {
+        r.urn
+        for r in plan.resources
+        if r.parent and any(r.parent.endswith(owner) for owner in in_us_east_1)
+    }
     aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
     assert aws_resources
     for resource in aws_resources:
@@ -81,7 +87,7 @@ def test_every_taggable_resource_names_its_component(stack: str) -> None:
     plan = committed_plan(stack)
     taggable = [r for r in plan.resources if is_taggable(r)]
     assert len(taggable) > 10
-    components = {"network", "registry", "load_balancer", "service", "monitoring"}
+    components = {"network", "registry", "load_balancer", "service", "monitoring", "log_bucket"}
     if stack == "sg":
         components |= {"edge", "failover", "waf"}
     assert [r.name for r in taggable if r.tag("component") not in components] == []
@@ -132,6 +138,7 @@ STATEFUL = {
     "aws:ecr/repository:Repository",
     "aws:cloudwatch/logGroup:LogGroup",
     "aws:secretsmanager/secret:Secret",
+    "aws:s3/bucket:Bucket",
 }
 
 
@@ -145,12 +152,16 @@ def test_production_protects_stateful_resources(production: bool) -> None:
     plan = run_stack(raw, secret_keys=["trading-infra:serviceSecrets"])
     stateful = [r for r in plan.resources if r.type in STATEFUL]
     # Flow logs, the service, the two failover functions' log groups, and in production
-    # the web ACL's request log (the WAF is on by default there).
-    assert sorted(r.type.rsplit(":", 1)[1] for r in stateful) == [
-        *["LogGroup"] * (5 if production else 4),
-        "Repository",
-        "Secret",
-    ]
+    # (where WAF and access logs are on by default) the web ACL's request log and the
+    # ALB's and CloudFront's access-log buckets.
+    assert sorted(r.type.rsplit(":", 1)[1] for r in stateful) == sorted(
+        [
+            *["LogGroup"] * (5 if production else 4),
+            *(["Bucket", "Bucket"] if production else []),
+            "Repository",
+            "Secret",
+        ]
+    )
     assert all(r.protect is production for r in stateful)
     assert not any(r.protect for r in plan.resources if r.type not in STATEFUL)
 
