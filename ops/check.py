@@ -24,6 +24,7 @@ def subjects_of(plan: Plan) -> list[Subject]:
                 replace_on_changes=r.replace_on_changes,
                 delete_before_replace=r.delete_before_replace,
                 timeouts=r.custom_timeouts,
+                protect=r.protect,
             ),
         )
         for r in plan.resources

@@ -35,6 +35,7 @@ def options_of(resource: PolicyResource) -> Options:
         ignore_changes=tuple(resource.opts.ignore_changes),
         replace_on_changes=None,
         delete_before_replace=bool(resource.opts.delete_before_replace),
+        protect=bool(resource.opts.protect),
         timeouts={
             name: seconds
             for name, seconds in (

@@ -37,6 +37,8 @@ class Options:
     delete_before_replace: bool = False
     timeouts: Mapping[str, float] = field(default_factory=dict)
     """``create`` / ``update`` / ``delete`` -> seconds, where set."""
+    protect: bool = False
+    """Protected: the stack runs with ``production: true`` (its stateful resources are)."""
 
 
 @dataclass(frozen=True)
@@ -537,22 +539,99 @@ def _viewer_https(props: Mapping[str, Any]) -> list[str]:
     ]
 
 
-@per_resource(
-    "aws:cloudfront/distribution:Distribution",
+def _production(subjects: Sequence[Subject]) -> bool:
+    """A production plan protects its stateful resources (``production: true``)."""
+    return any(s.options.protect for s in subjects)
+
+
+def _distributions(subjects: Sequence[Subject]) -> list[Subject]:
+    return [s for s in subjects if s.type == "aws:cloudfront/distribution:Distribution"]
+
+
+@rule(
     "cloudfront-viewer-tls",
     "CloudFront.7",
-    "With a custom certificate, viewers need TLSv1.2_2021 or newer, over SNI.",
+    "Viewers need TLSv1.2_2021 or newer over SNI; production serves a custom domain (on "
+    "the default *.cloudfront.net certificate CloudFront accepts TLSv1).",
 )
-def _viewer_tls(props: Mapping[str, Any]) -> list[str]:
-    certificate = props.get("viewerCertificate") or {}
-    if certificate.get("cloudfrontDefaultCertificate"):
+def _viewer_tls(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    found = []
+    production = _production(subjects)
+    for s in _distributions(subjects):
+        certificate = s.props.get("viewerCertificate") or {}
+        if certificate.get("cloudfrontDefaultCertificate"):
+            # CloudFront API Reference, ViewerCertificate: with the default certificate
+            # "CloudFront automatically sets the security policy to TLSv1".
+            if production:
+                found.append(
+                    (
+                        s.urn,
+                        "production on the default *.cloudfront.net certificate, which admits "
+                        "TLSv1; set edge.customDomain",
+                    )
+                )
+            continue
+        if certificate.get("minimumProtocolVersion") not in MODERN_VIEWER_TLS:
+            found.append(
+                (s.urn, f"minimumProtocolVersion {certificate.get('minimumProtocolVersion')}")
+            )
+        if certificate.get("sslSupportMethod") != "sni-only":
+            found.append((s.urn, "not SNI-only"))
+    return found
+
+
+@rule(
+    "cloudfront-waf",
+    "CloudFront.6",
+    "In production the distribution has a WAF web ACL.",
+)
+def _cloudfront_waf(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    if not _production(subjects):
         return []
-    problems = []
-    if certificate.get("minimumProtocolVersion") not in MODERN_VIEWER_TLS:
-        problems.append(f"minimumProtocolVersion {certificate.get('minimumProtocolVersion')}")
-    if certificate.get("sslSupportMethod") != "sni-only":
-        problems.append("not SNI-only")
-    return problems
+    return [
+        (s.urn, "no web ACL (webAclId): set edge.waf or edge.webAclArn")
+        for s in _distributions(subjects)
+        if not s.props.get("webAclId")
+    ]
+
+
+@rule(
+    "cloudfront-access-logs",
+    "CloudFront.5",
+    "In production the distribution's access logs are delivered (standard logging).",
+)
+def _cloudfront_logs(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    if not _production(subjects):
+        return []
+    # Standard logging v2: a delivery source of the distribution's ACCESS_LOGS (its
+    # resourceArn is unknown until the distribution exists, in a first preview).
+    delivered = any(
+        s.type == "aws:cloudwatch/logDeliverySource:LogDeliverySource"
+        and s.props.get("logType") == "ACCESS_LOGS"
+        and ":distribution/" in str(s.props.get("resourceArn") or ":distribution/")
+        for s in subjects
+    )
+    return [
+        (s.urn, "no access logs: set edge.accessLogs (or leave it on: the production default)")
+        for s in _distributions(subjects)
+        if not delivered and not (s.props.get("loggingConfig") or {}).get("bucket")
+    ]
+
+
+@rule(
+    "alb-access-logs",
+    "ELB.5",
+    "In production every load balancer writes access logs.",
+)
+def _alb_logs(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    if not _production(subjects):
+        return []
+    return [
+        (s.urn, "no access logs: set loadBalancer.accessLogs (on by default in production)")
+        for s in subjects
+        if s.type == "aws:lb/loadBalancer:LoadBalancer"
+        and not (s.props.get("accessLogs") or {}).get("enabled")
+    ]
 
 
 @per_resource(

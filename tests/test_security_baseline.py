@@ -131,6 +131,9 @@ def cloudfront_on_port_80_too(props: dict[str, Any]) -> None:
 
 # rule -> (plan, resource type or name, mutation or REMOVE)
 BREAKS: dict[str, tuple[str, str, Mutation | OnResource | str]] = {
+    "cloudfront-waf": ("sg", "edge-distribution", lambda p: p.pop("webAclId")),
+    "cloudfront-access-logs": ("sg", "edge-delivery-source", REMOVE),
+    "alb-access-logs": ("eu", "alb-alb", lambda p: p.update(accessLogs={"enabled": False})),
     "sns-topic-key-usable-by-cloudwatch": (
         "sg",
         "monitoring-alarms",
@@ -377,3 +380,32 @@ def test_port_80_open_to_the_world_passes_only_beside_a_redirect_to_https() -> N
 
     redirected = broken(forwarding, "alb-listener", redirecting)
     assert rule.run(subjects_of(redirected)) == []
+
+
+def test_production_on_the_default_certificate_fails_cloudfront_7() -> None:
+    """With the default *.cloudfront.net certificate CloudFront admits TLSv1 (API
+    Reference, ViewerCertificate); the rule used to skip such distributions."""
+
+    def default_certificate(props: dict[str, Any]) -> None:
+        props["viewerCertificate"] = {"cloudfrontDefaultCertificate": True}
+
+    plan = broken(plans()["sg"], "edge-distribution", default_certificate)
+    messages = [v.message for v in BY_NAME["cloudfront-viewer-tls"].run(subjects_of(plan))]
+    assert messages == [
+        "production on the default *.cloudfront.net certificate, which admits TLSv1; set "
+        "edge.customDomain"
+    ]
+
+
+def test_the_production_rules_hold_back_outside_production() -> None:
+    raw = {**committed_config("sg"), "trading-infra:production": "false"}
+    raw = with_section(raw, "edge", customDomain=None, waf=None, accessLogs=None)
+    plan = plan_sg(raw)
+    assert not any(r.protect for r in plan.resources)
+    for name in (
+        "cloudfront-viewer-tls",
+        "cloudfront-waf",
+        "cloudfront-access-logs",
+        "alb-access-logs",
+    ):
+        assert BY_NAME[name].run(subjects_of(plan)) == [], name
