@@ -128,6 +128,15 @@ def lambda_policy(kvs_arn: str, alarm_arn: str, log_group_arn: str, dead_letter_
                     "Action": "sqs:SendMessage",
                     "Resource": dead_letter_arn,
                 },
+                {
+                    # Active tracing: the function sends its segments to X-Ray. These
+                    # two actions take no resource ARN (Service Authorization Reference,
+                    # "Actions defined by AWS X-Ray"), so "*" is their only form.
+                    "Sid": "Tracing",
+                    "Effect": "Allow",
+                    "Action": ["xray:PutTraceSegments", "xray:PutTelemetryRecords"],
+                    "Resource": "*",
+                },
             ],
         },
         sort_keys=True,
@@ -334,6 +343,8 @@ class RegionFailover(pulumi.ComponentResource):
             logging_config=aws.lambda_.FunctionLoggingConfigArgs(
                 log_format="Text", log_group=log_group.name
             ),
+            # X-Ray traces each invocation: the path from the alarm to the store.
+            tracing_config=aws.lambda_.FunctionTracingConfigArgs(mode="Active"),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[policy, log_group]),
         )

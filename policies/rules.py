@@ -618,6 +618,17 @@ def _cloudfront_logs(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
     ]
 
 
+@per_resource(
+    "aws:lambda/function:Function",
+    "lambda-tracing",
+    "TI.LAMBDA.1",
+    "Lambda functions trace actively with X-Ray.",
+)
+def _lambda_tracing(props: Mapping[str, Any]) -> list[str]:
+    mode = (props.get("tracingConfig") or {}).get("mode", "PassThrough")
+    return [] if mode == "Active" else [f"tracingConfig.mode is {mode}, not Active"]
+
+
 @rule(
     "alb-access-logs",
     "ELB.5",

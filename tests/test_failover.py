@@ -94,6 +94,11 @@ def test_lambda_policy_is_scoped_to_exact_arns() -> None:
     assert statements["AlarmState"]["Resource"] == ALARM_ARN
     assert statements["Logs"]["Resource"] == f"{log_group}:*"
     assert statements["DeadLetters"]["Resource"] == queue
+    # X-Ray's two write actions take no resource (the only "*"), and nothing else rides
+    # along with them.
+    tracing = statements.pop("Tracing")
+    assert tracing["Action"] == ["xray:PutTraceSegments", "xray:PutTelemetryRecords"]
+    assert tracing["Resource"] == "*"
     assert "*" not in json.dumps([s["Resource"] for s in statements.values()]).replace(":*", "")
 
 

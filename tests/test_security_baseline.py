@@ -132,6 +132,7 @@ def cloudfront_on_port_80_too(props: dict[str, Any]) -> None:
 # rule -> (plan, resource type or name, mutation or REMOVE)
 BREAKS: dict[str, tuple[str, str, Mutation | OnResource | str]] = {
     "cloudfront-waf": ("sg", "edge-distribution", lambda p: p.pop("webAclId")),
+    "lambda-tracing": ("sg", "failover-sg-function", lambda p: p.pop("tracingConfig")),
     "cloudfront-access-logs": ("sg", "edge-delivery-source", REMOVE),
     "alb-access-logs": ("eu", "alb-alb", lambda p: p.update(accessLogs={"enabled": False})),
     "sns-topic-key-usable-by-cloudwatch": (
