@@ -17,6 +17,7 @@ from typing import Literal, Required, TypedDict
 import pulumi
 import pulumi_aws as aws
 
+from components.certificate import DnsValidatedCertificate
 from components.tagging import component_tags
 
 FUNCTION_SOURCE = Path(__file__).with_name("edge") / "geo_router.js"
@@ -509,29 +510,13 @@ class GeoEdge(pulumi.ComponentResource):
                 f"GeoEdge {name}: a custom domain without `certificate_arn` needs "
                 "`certificate_provider` (us-east-1) and `hosted_zone_id`."
             )
-        us_east_1 = pulumi.ResourceOptions(parent=self, provider=provider)
-        certificate = aws.acm.Certificate(
+        certificate = DnsValidatedCertificate(
             f"{name}-certificate",
             domain_name=custom_domain["name"],
-            validation_method="DNS",
-            tags=component_tags("edge"),
-            opts=us_east_1,
-        )
-        option = certificate.domain_validation_options[0]
-        record = aws.route53.Record(
-            f"{name}-certificate-validation-record",
             zone_id=zone_id,
-            name=option.resource_record_name,
-            type=option.resource_record_type,
-            records=[option.resource_record_value],
-            ttl=300,
-            allow_overwrite=True,
-            opts=pulumi.ResourceOptions(parent=self),
+            component="edge",
+            # Route 53 is global; the certificate (and so its children) is CloudFront's,
+            # in us-east-1.
+            opts=pulumi.ResourceOptions(parent=self, providers=[provider]),
         )
-        validation = aws.acm.CertificateValidation(
-            f"{name}-certificate-validation",
-            certificate_arn=certificate.arn,
-            validation_record_fqdns=[record.fqdn],
-            opts=us_east_1,
-        )
-        return validation.certificate_arn, [custom_domain["name"]]
+        return certificate.arn, [custom_domain["name"]]

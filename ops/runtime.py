@@ -214,6 +214,7 @@ class PlanMocks(pulumi.runtime.Mocks):
             scheme = "internal-" if args.inputs.get("internal") else ""
             state["arnSuffix"] = f"app/{args.name}/0123456789abcdef"
             state["dnsName"] = f"{scheme}{args.name}-1234567890.{region}.elb.amazonaws.com"
+            state["zoneId"] = "ZMOCKELBZONE0"
         elif args.typ == "aws:lb/targetGroup:TargetGroup":
             state["arnSuffix"] = f"targetgroup/{args.name}/0123456789abcdef"
         elif args.typ == "aws:cloudfront/keyValueStore:KeyValueStore":

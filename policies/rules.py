@@ -581,6 +581,36 @@ def _viewer_tls(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
 
 
 @rule(
+    "cloudfront-https-end-to-end",
+    "TI.CF.2",
+    "With a custom domain, CloudFront reaches every VPC origin over HTTPS (plain HTTP "
+    "inside the VPC only for stacks without a domain).",
+)
+def _https_end_to_end(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
+    custom = any(
+        not (s.props.get("viewerCertificate") or {}).get("cloudfrontDefaultCertificate")
+        for s in _distributions(subjects)
+    )
+    if not custom:
+        return []
+    found = []
+    for s in subjects:
+        if s.type != "aws:cloudfront/vpcOrigin:VpcOrigin":
+            continue
+        endpoint = s.props.get("vpcOriginEndpointConfig") or {}
+        policy = endpoint.get("originProtocolPolicy")
+        if policy != "https-only":
+            found.append(
+                (
+                    s.urn,
+                    f"originProtocolPolicy {policy}: give the ALB a certificate "
+                    "(loadBalancer.createCertificate or certificateArn)",
+                )
+            )
+    return found
+
+
+@rule(
     "cloudfront-waf",
     "CloudFront.6",
     "In production the distribution has a WAF web ACL.",

@@ -68,6 +68,12 @@ class ConfigError(pulumi.RunError):
         super().__init__(f"stack {stack!r} has {len(self.problems)} config error(s):\n{lines}")
 
 
+Hostname = Annotated[
+    str, Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+]
+"""A DNS hostname, lower case (``api.example.com``)."""
+
+
 class _Section(Settings):
     """Config object conventions (``components.settings.Settings``)."""
 
@@ -299,10 +305,18 @@ class LoadBalancerConfig(_Section):
     """Seconds a draining target keeps its connections. Default 30 (fast deploys)."""
     listener_port: Port | None = None
     """Port CloudFront connects to. Default 443 with a certificate, else 80."""
-    origin_domain_name: str | None = None
+    create_certificate: bool = False
+    """Create the listener's certificate for ``originDomainName`` in the stack's region,
+    validated through ``hostedZoneId``, and point ``originDomainName`` at the ALB there:
+    CloudFront then reaches the ALB over HTTPS (the VPC origin ``https-only``). Default
+    false: a certificate from ``certificateArn``, or none."""
+    hosted_zone_id: Annotated[str, Field(pattern=r"^Z[A-Z0-9]+$")] | None = None
+    """The Route 53 zone of ``originDomainName``; required with ``createCertificate``."""
+    origin_domain_name: Hostname | None = None
     """Hostname CloudFront uses for this origin when the listener is HTTPS: it must be
-    covered by ``certificateArn`` and resolve to the ALB (a CNAME or alias record).
-    Required with ``certificateArn``; without a certificate the ALB's DNS name is used."""
+    covered by the certificate and resolve to the ALB (``createCertificate`` makes the
+    alias record). Required with a certificate; without one the ALB's DNS name is used
+    (plain HTTP inside the VPC: for stacks without a custom domain only)."""
     origin_header_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Origin-Verify"
     """Header carrying ``originSecret`` in ``public`` mode. Default ``X-Origin-Verify``."""
     health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
@@ -315,10 +329,19 @@ class LoadBalancerConfig(_Section):
                 "originProtection 'public' needs certificateArn (an ACM certificate in the "
                 "stack's region) for its HTTPS listener; set it or use 'vpc-origin'"
             )
-        if self.certificate_arn is not None and self.origin_domain_name is None:
+        if self.certificate_arn is not None and self.create_certificate:
+            raise ValueError("@createCertificate: certificateArn is set too; keep one of the two")
+        if self.create_certificate and self.hosted_zone_id is None:
             raise ValueError(
-                "certificateArn needs originDomainName: CloudFront checks the ALB's certificate "
-                "against the origin's hostname, which the ALB's own DNS name never matches"
+                "@hostedZoneId: createCertificate validates the certificate and "
+                "points originDomainName at the ALB in this Route 53 zone; set it"
+            )
+        has_certificate = self.certificate_arn is not None or self.create_certificate
+        if has_certificate and self.origin_domain_name is None:
+            raise ValueError(
+                "@originDomainName: a certificate needs it: CloudFront checks the "
+                "ALB's certificate against the origin's hostname, which the ALB's own DNS name "
+                "never matches"
             )
         return self
 
@@ -516,9 +539,7 @@ class OriginTimeoutsConfig(_Section):
 class CustomDomainConfig(_Section):
     """``trading-infra:edge.customDomain``: serve the API on your own hostname."""
 
-    name: Annotated[
-        str, Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-    ]
+    name: Hostname
     """The hostname, e.g. ``api.example.com``. Required."""
     certificate_arn: (
         Annotated[str, Field(pattern=r"^arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate/")] | None

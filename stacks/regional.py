@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import pulumi
 import pulumi_aws as aws
 
+from components.certificate import DnsValidatedCertificate
 from components.edge import CustomDomain, EdgeOrigin, GeoEdge, GeoEdgeArgs
 from components.failover import RegionFailover, RegionFailoverArgs, failover_budget
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
@@ -114,6 +115,15 @@ def _load_balancer(
     )
     if lb.certificate_arn:
         args["certificate_arn"] = lb.certificate_arn
+    elif lb.create_certificate and lb.origin_domain_name and lb.hosted_zone_id:
+        # ACM certificates are regional: the listener's is made in the ALB's region.
+        args["certificate_arn"] = DnsValidatedCertificate(
+            "alb-certificate",
+            domain_name=lb.origin_domain_name,
+            zone_id=lb.hosted_zone_id,
+            component="load_balancer",
+            opts=opts,
+        ).arn
     if lb.listener_port:
         args["listener_port"] = lb.listener_port
     if config.logs_on(lb.access_logs):
@@ -131,7 +141,24 @@ def _load_balancer(
         args["access_logs_prefix"] = lb.access_logs_prefix
     if config.origin_secret:
         args["origin_secret"] = pulumi.Output.secret(config.origin_secret)
-    return LoadBalancer("alb", args, opts=opts)
+    load_balancer = LoadBalancer("alb", args, opts=opts)
+    if lb.create_certificate and lb.origin_domain_name and lb.hosted_zone_id:
+        # The origin's hostname resolves to the ALB (the name its certificate covers).
+        aws.route53.Record(
+            "alb-origin-alias",
+            zone_id=lb.hosted_zone_id,
+            name=lb.origin_domain_name,
+            type="A",
+            aliases=[
+                aws.route53.RecordAliasArgs(
+                    name=load_balancer.alb.dns_name,
+                    zone_id=load_balancer.alb.zone_id,
+                    evaluate_target_health=False,
+                )
+            ],
+            opts=opts,
+        )
+    return load_balancer
 
 
 def _service(

@@ -279,6 +279,8 @@ def test_public_origin_protection_without_origin_secret_is_rejected() -> None:
         originProtection="public",
         certificateArn="arn:aws:acm:ap-southeast-1:111122223333:certificate/x",
         originDomainName="origin-sg.example.com",
+        createCertificate=None,
+        hostedZoneId=None,
     )
     message = only_problem(raw)
     assert "trading-infra:originSecret is not set" in message
@@ -403,9 +405,28 @@ def test_primary_needs_an_edge_and_fallback_must_not_have_one() -> None:
 
 def test_https_origin_needs_its_domain_name() -> None:
     raw = with_section(
+        SG,
+        "loadBalancer",
+        certificateArn="arn:aws:acm:ap-southeast-1:111122223333:certificate/x",
+        createCertificate=None,
+        hostedZoneId=None,
+        originDomainName=None,
+    )
+    assert only_problem(raw).startswith(
+        "trading-infra:loadBalancer.originDomainName: a certificate needs it"
+    )
+
+
+def test_a_created_alb_certificate_needs_its_zone_and_excludes_an_arn() -> None:
+    no_zone = with_section(SG, "loadBalancer", hostedZoneId=None)
+    assert only_problem(no_zone).startswith("trading-infra:loadBalancer.hostedZoneId: ")
+    both = with_section(
         SG, "loadBalancer", certificateArn="arn:aws:acm:ap-southeast-1:111122223333:certificate/x"
     )
-    assert "certificateArn needs originDomainName" in only_problem(raw)
+    assert only_problem(both) == (
+        "trading-infra:loadBalancer.createCertificate: certificateArn is set too; keep one of "
+        "the two"
+    )
 
 
 def test_fallback_stack_is_a_stack_name_resolved_in_the_deploying_organization() -> None:

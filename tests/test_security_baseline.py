@@ -40,6 +40,8 @@ def public(stack: str, region: str) -> dict[str, str]:
         stack,
         loadBalancer={
             "originProtection": "public",
+            "createCertificate": None,
+            "hostedZoneId": None,
             "certificateArn": f"arn:aws:acm:{region}:111122223333:certificate/abc",
             "originDomainName": f"origin-{stack}.example.com",
         },
@@ -132,6 +134,11 @@ def cloudfront_on_port_80_too(props: dict[str, Any]) -> None:
 # rule -> (plan, resource type or name, mutation or REMOVE)
 BREAKS: dict[str, tuple[str, str, Mutation | OnResource | str]] = {
     "cloudfront-waf": ("sg", "edge-distribution", lambda p: p.pop("webAclId")),
+    "cloudfront-https-end-to-end": (
+        "sg",
+        "edge-vpc-origin-eu",
+        lambda p: p["vpcOriginEndpointConfig"].update(originProtocolPolicy="http-only"),
+    ),
     "lambda-tracing": ("sg", "failover-sg-function", lambda p: p.pop("tracingConfig")),
     "cloudfront-access-logs": ("sg", "edge-delivery-source", REMOVE),
     "alb-access-logs": ("eu", "alb-alb", lambda p: p.update(accessLogs={"enabled": False})),
@@ -366,8 +373,9 @@ def world_on_port_80(props: dict[str, Any]) -> None:
 
 def test_port_80_open_to_the_world_passes_only_beside_a_redirect_to_https() -> None:
     rule = BY_NAME["sg-world-ingress-https-only"]
-    # The plain-HTTP ALB: its port-80 listener forwards (a 403 default and a forward
-    # rule). The "443 and its 80 redirect" exemption used to let this through.
+    # Port 80 opened beside a listener that does not redirect it (the ALB's listener
+    # forwards, through its production rule). The "443 and its 80 redirect" exemption
+    # used to let this through.
     forwarding = broken(plans()["sg"], "alb-sg", world_on_port_80)
     assert [v.message for v in rule.run(subjects_of(forwarding))] == [
         "ingress 80-80 from 0.0.0.0/0: port 80 is open to the internet but no listener "
@@ -375,6 +383,8 @@ def test_port_80_open_to_the_world_passes_only_beside_a_redirect_to_https() -> N
     ]
 
     def redirecting(props: dict[str, Any]) -> None:
+        props["port"] = 80
+        props["protocol"] = "HTTP"
         props["defaultActions"] = [
             {"type": "redirect", "redirect": {"protocol": "HTTPS", "port": "443"}}
         ]

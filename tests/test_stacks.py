@@ -61,15 +61,16 @@ def test_every_aws_resource_goes_through_an_explicit_provider(stack: str, region
     }
     # CloudFront's global resources (the web ACL, its log, the access-log delivery and
     # its bucket, the viewer certificate) live in us-east-1.
-    in_us_east_1 = ("EdgeFirewall::waf", "CloudFrontAccessLogs::edge-delivery", "::edge-logs")
+    in_us_east_1 = (
+        "EdgeFirewall::waf",
+        "CloudFrontAccessLogs::edge-delivery",
+        "::edge-logs",
+        "DnsValidatedCertificate::edge-certificate",
+    )
     global_edge = {
         r.urn
         for r in plan.resources
         if r.parent and any(r.parent.endswith(owner) for owner in in_us_east_1)
-    } | {
-        r.urn
-        for r in plan.resources
-        if r.name in ("edge-certificate", "edge-certificate-validation")
     }
     aws_resources = [r for r in plan.resources if r.type.startswith("aws:")]
     assert aws_resources

@@ -294,12 +294,26 @@ def _target_group(d: Deployer, r: PlannedResource, i: dict, region: str) -> tupl
     return arn, {"arn": arn, "arnSuffix": arn.rsplit(":", 1)[1]}
 
 
+def _certificate(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
+    arn = d.clients("acm", region).request_certificate(
+        DomainName=i["domainName"], ValidationMethod="DNS"
+    )["CertificateArn"]
+    return arn, {"arn": arn}
+
+
 def _listener(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
     action = i["defaultActions"][0]
+    tls: dict[str, Any] = {}
+    if i.get("certificateArn"):
+        tls = {
+            "Certificates": [{"CertificateArn": i["certificateArn"]}],
+            "SslPolicy": i["sslPolicy"],
+        }
     listener = d.clients("elbv2", region).create_listener(
         LoadBalancerArn=i["loadBalancerArn"],
         Protocol=i["protocol"],
         Port=int(i["port"]),
+        **tls,
         DefaultActions=[
             {
                 "Type": "fixed-response",
@@ -491,6 +505,7 @@ CREATORS: dict[str, Callable[[Deployer, PlannedResource, dict, str], tuple[str, 
     "aws:ecr/lifecyclePolicy:LifecyclePolicy": _lifecycle,
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:lb/targetGroup:TargetGroup": _target_group,
+    "aws:acm/certificate:Certificate": _certificate,
     "aws:lb/listener:Listener": _listener,
     "aws:lb/listenerRule:ListenerRule": _listener_rule,
     "aws:ecs/cluster:Cluster": _cluster,
