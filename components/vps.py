@@ -14,6 +14,7 @@ once every host of the fleet exists.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import ipaddress
 import json
 import shlex
@@ -478,6 +479,13 @@ def script_of(command: str) -> str:
     """The script inside a command ``remote_bash`` rendered (for ``ops drift``)."""
     words = shlex.split(command)
     return words[words.index("-c") + 1] if "-c" in words else command
+
+
+def env_digest(key: str, env_sha256: str) -> str:
+    """A keyed digest of a host's .env, safe to keep in clear in the stack's outputs:
+    HMAC-SHA256 under ``driftDigestKey`` of the file's SHA-256 (what ``sha256sum``
+    prints on the host). Without the key it says nothing of the secrets."""
+    return hmac.new(key.encode(), env_sha256.encode(), hashlib.sha256).hexdigest()
 
 
 def deploy_manifest(compose_sha256: str, env_sha256: str) -> str:

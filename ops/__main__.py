@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from contextlib import nullcontext
 from pathlib import Path
@@ -55,7 +56,7 @@ def _drift(args: argparse.Namespace) -> int:
     from ops.drift.render import render_json, render_markdown, render_table
     from ops.drift.scan import ExportError, export_state, scan
     from ops.drift.state import StateError
-    from ops.drift.vps import scan_vps, ssh_connector
+    from ops.drift.vps import DIGEST_KEY_ENV, scan_vps, ssh_connector
 
     try:
         if args.state == "-":
@@ -77,7 +78,7 @@ def _drift(args: argparse.Namespace) -> int:
             args.stack,
             state_text,
             regions=args.region or None,
-            vps=lambda state: scan_vps(state, connect),
+            vps=lambda state: scan_vps(state, connect, os.environ.get(DIGEST_KEY_ENV, "")),
             ignore=[] if args.generate_ignore else read_ignore(ignore_path),
             progress=progress,
         )

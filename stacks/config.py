@@ -1135,6 +1135,11 @@ class FleetStackConfig(_Section):
     questdb_password: str
     """The password of QuestDB's PG-wire user (``trading``; the image's ``admin/quest``
     is replaced), a secret: ``pulumi config set --secret questdbPassword …``."""
+    drift_digest_key: str = ""
+    """The key of the .env digests the stack exports for ``ops drift`` (a secret: ``pulumi
+    config set --secret driftDigestKey "$(openssl rand -hex 32)"``, and the same value
+    as the drift workflow's ``DRIFT_DIGEST_KEY``). Unset: drift does not compare the
+    .env."""
     registry_pull_token: str = ""
     """A read-only pull token for ``fleet.registry`` (a GitHub token with
     ``read:packages`` only, for ghcr.io), a secret: ``pulumi config set --secret
@@ -1154,6 +1159,7 @@ class FleetStackConfig(_Section):
         "questdb_password",
         "broker_credentials",
         "registry_pull_token",
+        "drift_digest_key",
     )
     @classmethod
     def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:

@@ -16,7 +16,16 @@ from components.compose import (
     render_compose,
     render_env,
 )
-from components.vps import HostSpec, JumpSpec, MeshSpec, RegistrySpec, VpsHost, VpsHostArgs
+from components.vps import (
+    HostSpec,
+    JumpSpec,
+    MeshSpec,
+    RegistrySpec,
+    VpsHost,
+    VpsHostArgs,
+    env_digest,
+    sha256,
+)
 from stacks import outputs
 from stacks.config import FleetStackConfig
 
@@ -83,6 +92,9 @@ def build_fleet(config: FleetStackConfig) -> None:
     services = services_of(config)
     secrets = env_secrets(config)
     registry = config.fleet.registry
+    env_files = {
+        spec.name: render_env(env_values(spec.role, services, secrets)) for spec in mesh.hosts
+    }
     hosts = [
         VpsHost(
             spec.name,
@@ -90,7 +102,7 @@ def build_fleet(config: FleetStackConfig) -> None:
                 host=spec,
                 mesh=mesh,
                 private_key=pulumi.Output.secret(config.ssh_private_key),
-                env_file=pulumi.Output.secret(render_env(env_values(spec.role, services, secrets))),
+                env_file=pulumi.Output.secret(env_files[spec.name]),
                 health_timeout_seconds=config.fleet.health_timeout_seconds,
                 protect=config.production,
                 registry=RegistrySpec(registry.server, registry.username) if registry else None,
@@ -143,5 +155,13 @@ def build_fleet(config: FleetStackConfig) -> None:
         if mesh.jump_host
         else None,
     )
+    if config.drift_digest_key:
+        pulumi.export(
+            outputs.FLEET_ENV_DIGESTS,
+            {
+                name: env_digest(config.drift_digest_key, sha256(text))
+                for name, text in env_files.items()
+            },
+        )
     pulumi.export(outputs.MESH_CIDR, mesh.cidr)
     pulumi.export(outputs.WIREGUARD_PUBLIC_KEYS, public_keys)

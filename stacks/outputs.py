@@ -48,3 +48,7 @@ goes through it like the deploy does."""
 MESH_CIDR = "meshCidr"
 WIREGUARD_PUBLIC_KEYS = "wireguardPublicKeys"
 """vps stack: name -> WireGuard public key (generated on the host)."""
+
+FLEET_ENV_DIGESTS = "fleetEnvDigests"
+"""Per host, the keyed digest of its .env (``components.vps.env_digest``): what ``ops
+drift`` compares without the state's secrets."""

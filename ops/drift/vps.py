@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import hmac
 import json
 import re
 import shlex
@@ -21,7 +22,7 @@ from typing import Any, Protocol
 import paramiko
 import yaml
 
-from components.vps import DRIFT_USER, drift_reads, script_of
+from components.vps import DRIFT_USER, drift_reads, env_digest, script_of
 from ops.drift.model import Diff, Finding
 from ops.drift.state import SECRET, StackState, StateResource
 from stacks import outputs
@@ -29,6 +30,9 @@ from stacks import outputs
 HOST_TYPE = "trading-infra:vps:VpsHost"
 FLEET_HOSTS = outputs.FLEET_HOSTS
 FLEET_JUMP_HOST = outputs.FLEET_JUMP_HOST
+FLEET_ENV_DIGESTS = outputs.FLEET_ENV_DIGESTS
+DIGEST_KEY_ENV = "DRIFT_DIGEST_KEY"
+"""The environment variable holding the key of the stack's .env digests."""
 _FILE_BLOCK = re.compile(
     r"write_file '?(?P<path>[^' ]+)'? \d+ "
     r"<<'(?P<tag>TRADING_INFRA_FILE_\d+)'\n(?P<body>.*?)\n(?P=tag)",
@@ -58,6 +62,8 @@ class HostExpectation:
     compose_text: str = ""
     env_sha256: str | None = None
     """Known only when the export carries secrets (``--show-secrets``)."""
+    env_digest: str | None = None
+    """The stack's keyed digest of the .env (``fleetEnvDigests``), compared with the key."""
     files: dict[str, str] = field(default_factory=dict)
     """Files the bootstrap installs, by path (sshd drop-in, ufw rules...)."""
     wireguard_config: str = ""
@@ -159,6 +165,9 @@ def expectations(state: StackState) -> list[HostExpectation]:
                     digest, _, path = line.partition("  ")
                     if path == ".env":
                         expected.env_sha256 = digest
+        digests = state.outputs.get(FLEET_ENV_DIGESTS) or {}
+        if isinstance(digests, dict) and isinstance(digests.get(name), str):
+            expected.env_digest = digests[name]
         if bootstrap := _resource(state, f"{name}-bootstrap"):
             expected.files = bootstrap_files(str(bootstrap.get("create", "")))
         if wireguard := _resource(state, f"{name}-wireguard"):
@@ -246,8 +255,9 @@ def _containers(output: str) -> list[dict[str, Any]]:
     return [json.loads(line) for line in output.splitlines() if line.strip()]
 
 
-def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
-    """Every difference between the host and its expectation."""
+def inspect(host: HostExpectation, remote: Remote, digest_key: str = "") -> list[Diff]:
+    """Every difference between the host and its expectation (``digest_key``: the key of
+    the stack's .env digests, to compare the .env without the state's secrets)."""
     diffs: list[Diff] = []
     app_dir = str(Path(host.compose_path).parent)
     env_path = str(Path(host.compose_path).with_name(".env"))
@@ -262,6 +272,10 @@ def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
         )
     if host.env_sha256 is not None and actual.get(env_path) != host.env_sha256:
         diffs.append(Diff(".env sha256", SECRET, SECRET if env_path in actual else "absent"))
+    elif host.env_sha256 is None and host.env_digest is not None and digest_key:
+        found = actual.get(env_path)
+        if found is None or not hmac.compare_digest(env_digest(digest_key, found), host.env_digest):
+            diffs.append(Diff(".env digest", SECRET, SECRET if found else "absent"))
 
     _, ps = remote.run(read_command("docker", app_dir))
     running = {str(c.get("Service")): c for c in _containers(ps)}
@@ -305,7 +319,9 @@ def inspect(host: HostExpectation, remote: Remote) -> list[Diff]:
 Connector = Callable[[HostExpectation], Remote]
 
 
-def scan_vps(state: StackState, connect: Connector | None = None) -> list[Finding]:
+def scan_vps(
+    state: StackState, connect: Connector | None = None, digest_key: str = ""
+) -> list[Finding]:
     """One finding per host: ``ok``, ``changed`` (with the differences), or ``unknown``
     when it could not be read (a host key mismatch is refused, not trusted)."""
     findings = []
@@ -332,7 +348,7 @@ def scan_vps(state: StackState, connect: Connector | None = None) -> list[Findin
             )
             continue
         try:
-            diffs = inspect(host, remote)
+            diffs = inspect(host, remote, digest_key)
         finally:
             remote.close()
         findings.append(

@@ -31,6 +31,7 @@ SECRETS = {
     f"{PROJECT}:questdbPassword": "questdb-rehearsal-pass",
     f"{PROJECT}:brokerCredentials": json.dumps(CREDENTIALS),
     f"{PROJECT}:registryPullToken": "ghp_rehearsal-pull-token",
+    f"{PROJECT}:driftDigestKey": "rehearsal-digest-key",
 }
 
 

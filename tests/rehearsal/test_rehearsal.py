@@ -25,6 +25,7 @@ from ops.drift.vps import (
     read_command,
 )
 from stacks.config import PROJECT
+from stacks.outputs import FLEET_ENV_DIGESTS
 from tests.rehearsal.conftest import HOSTS, Fleet
 from tests.rehearsal.engine import StepFailedError, run
 
@@ -269,6 +270,36 @@ def test_ops_drift_finds_a_rehearsed_host_clean_and_a_hand_made_change(fleet: Fl
         box.inside(f"{box.root / 'bin' / 'ufw'} delete allow 8080/tcp")
         remote.close()
     assert [(d.attribute, d.actual) for d in found] == [("ufw rule", "allow 8080/tcp")]
+
+
+def test_ops_drift_compares_the_env_by_keyed_digest_without_the_states_secrets(
+    fleet: Fleet, first
+) -> None:
+    """The drift workflow exports the state without --show-secrets: the .env is compared
+    through the stack's keyed digest (fleetEnvDigests), which says nothing without the
+    key."""
+    plan, _ = first
+    digest = plan.outputs[FLEET_ENV_DIGESTS]["chicago"]
+    payload = plan.named("chicago-env-file").revealed["stdin"]
+    assert hashlib.sha256(payload.encode()).hexdigest() not in json.dumps(plan.outputs)
+    expected = drift_expectation(fleet, "chicago", fleet.jump.host_key)
+    expected.compose_path = f"{APP_DIR}/docker-compose.yml"
+    expected.env_digest = digest
+    box = fleet.hosts["chicago"]
+    remote = drift_session(fleet, "chicago")
+    env_path = f"{APP_DIR}/.env"
+    try:
+        key = "rehearsal-digest-key"
+        env_diffs = [d for d in inspect(expected, remote, key) if d.attribute.startswith(".env")]
+        assert env_diffs == []
+        wrong = [d.attribute for d in inspect(expected, remote, "another-key")]
+        assert ".env digest" in wrong
+        box.inside(f"cp -p {env_path} {env_path}.saved && echo EXTRA=1 >> {env_path}")
+        changed = [d.attribute for d in inspect(expected, remote, key)]
+        assert ".env digest" in changed
+    finally:
+        box.inside(f"mv {env_path}.saved {env_path}")
+        remote.close()
 
 
 def test_the_drift_user_cannot_log_in_without_the_pinned_jump_host(fleet: Fleet, first) -> None:
