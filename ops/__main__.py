@@ -94,6 +94,17 @@ def _drift(args: argparse.Namespace) -> int:
     return report.exit_code()
 
 
+def _drift_policies(args: argparse.Namespace) -> int:
+    from ops.drift.permissions import drift_policy, refresh_policy, render
+
+    if args.role == "drift":
+        print(render(drift_policy()), end="")
+    else:
+        types = [r.type for r in plan_stack(args.stack).resources]
+        print(render(refresh_policy(types)), end="")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m ops", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
@@ -122,6 +133,12 @@ def main(argv: list[str] | None = None) -> int:
         "--generate-ignore", action="store_true", help="write the ignore file from the findings"
     )
     drift.set_defaults(handler=_drift)
+    iam = commands.add_parser(
+        "drift-policies", help="the drift job's two IAM policy documents for a stack"
+    )
+    iam.add_argument("stack", help="stack name")
+    iam.add_argument("--role", choices=["drift", "refresh"], required=True)
+    iam.set_defaults(handler=_drift_policies)
     layer = commands.add_parser("build-layer", help="build the failover Lambda's awscrt layer")
     layer.add_argument("--dir", default="build/lambda-layer", help="target directory")
     layer.set_defaults(handler=_build_layer)
