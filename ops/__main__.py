@@ -29,13 +29,20 @@ def _check(args: argparse.Namespace) -> int:
 
 
 def _diff(args: argparse.Namespace) -> int:
-    import json
-
-    from ops.diff import diff_plans, render_markdown, render_text
+    from ops.diff import (
+        PlanFileError,
+        check_same_stack,
+        diff_plans,
+        load_plan,
+        render_markdown,
+        render_text,
+    )
 
     try:
-        base, head = (json.loads(Path(path).read_text()) for path in (args.base, args.head))
-    except (OSError, ValueError) as error:
+        base, head = load_plan(args.base), load_plan(args.head)
+        if not args.allow_stack_mismatch:
+            check_same_stack(base, head)
+    except PlanFileError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     diff = diff_plans(base, head)
@@ -119,6 +126,9 @@ def main(argv: list[str] | None = None) -> int:
     diff.add_argument("base", help="plan of the base (e.g. main)")
     diff.add_argument("head", help="plan of the change")
     diff.add_argument("--format", choices=["text", "markdown"], default="text")
+    diff.add_argument(
+        "--allow-stack-mismatch", action="store_true", help="compare plans of two stacks"
+    )
     diff.set_defaults(handler=_diff)
     drift = commands.add_parser(
         "drift", help="compare a stack's state with live AWS and the VPS hosts"

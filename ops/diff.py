@@ -9,6 +9,7 @@ import json
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from ops.runtime import SECRET_PLACEHOLDER
@@ -75,6 +76,53 @@ def _walk(before: Any, after: Any, path: str) -> Iterator[Change]:
             yield from _walk(old, new, f"{path}[{index}]")
         return
     yield Change(path or "(value)", before, after)
+
+
+class PlanFileError(ValueError):
+    """A file that is not an ``ops plan --json`` document, or two plans that do not
+    belong together; the message says what it is and what to do."""
+
+
+_RESOURCE_KEYS = ("urn", "type", "name", "parent", "inputs")
+
+
+def load_plan(path: str) -> dict[str, Any]:
+    """An ``ops plan STACK --json`` document from ``path``, checked, or PlanFileError."""
+    try:
+        text = Path(path).read_text()
+    except OSError as error:
+        raise PlanFileError(f"{path}: cannot be read ({error.strerror})") from None
+    make_one = "make plans with `python -m ops plan STACK --json`"
+    try:
+        document = json.loads(text)
+    except ValueError:
+        raise PlanFileError(f"{path}: not JSON (a text plan?); {make_one}") from None
+    if isinstance(document, dict) and "deployment" in document:
+        raise PlanFileError(
+            f"{path}: a `pulumi stack export` (a stack's state), not a plan; {make_one}"
+        )
+    if not isinstance(document, dict) or not isinstance(document.get("resources"), list):
+        kind = type(document).__name__ if not isinstance(document, dict) else "object"
+        raise PlanFileError(
+            f"{path}: a JSON {kind} without a `resources` list, not a plan; {make_one}"
+        )
+    if not isinstance(document.get("stack"), str):
+        raise PlanFileError(f"{path}: the plan names no `stack`; {make_one}")
+    for index, resource in enumerate(document["resources"]):
+        missing = [k for k in _RESOURCE_KEYS if not isinstance(resource, dict) or k not in resource]
+        if missing:
+            raise PlanFileError(
+                f"{path}: resources[{index}] lacks {', '.join(missing)}; {make_one}"
+            )
+    return document
+
+
+def check_same_stack(base: dict[str, Any], head: dict[str, Any]) -> None:
+    if base["stack"] != head["stack"]:
+        raise PlanFileError(
+            f"the plans are of different stacks ({base['stack']!r} and {head['stack']!r}); "
+            "compare a stack with itself, or pass --allow-stack-mismatch"
+        )
 
 
 def diff_plans(base: dict[str, Any], head: dict[str, Any]) -> PlanDiff:

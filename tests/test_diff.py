@@ -146,3 +146,35 @@ def test_cli_reads_two_plan_files(tmp_path: Path, capsys: pytest.CaptureFixture[
     )
     assert "to replace" in capsys.readouterr().out
     assert main(["diff", str(tmp_path / "missing.json"), str(tmp_path / "head.json")]) == 1
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (json.dumps({"version": 3, "deployment": {"resources": []}}), "a `pulumi stack export`"),
+        ("[]", "a JSON list without a `resources` list"),
+        ("Stack sg: 148 resources\n├─ aws:ec2/vpc:Vpc network", "not JSON (a text plan?)"),
+        (json.dumps({"resources": []}), "names no `stack`"),
+        (json.dumps({"stack": "sg", "resources": [{"urn": "u"}]}), "resources[0] lacks type"),
+    ],
+)
+def test_a_file_that_is_not_a_plan_gets_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], content: str, message: str
+) -> None:
+    (tmp_path / "base.json").write_text(json.dumps(BASE))
+    (tmp_path / "head.json").write_text(content)
+    assert main(["diff", str(tmp_path / "base.json"), str(tmp_path / "head.json")]) == 1
+    error = capsys.readouterr().err
+    assert message in error and "python -m ops plan STACK --json" in error
+    assert "Traceback" not in error
+
+
+def test_plans_of_two_stacks_are_refused_unless_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "base.json").write_text(json.dumps(BASE))
+    (tmp_path / "head.json").write_text(json.dumps({**HEAD, "stack": "eu"}))
+    files = [str(tmp_path / "base.json"), str(tmp_path / "head.json")]
+    assert main(["diff", *files]) == 1
+    assert "different stacks ('sg' and 'eu')" in capsys.readouterr().err
+    assert main(["diff", *files, "--allow-stack-mismatch"]) == 0

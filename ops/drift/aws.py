@@ -37,6 +37,21 @@ def default_client_factory(max_attempts: int = 5) -> ClientFactory:
     return lambda service, region: session.client(service, region_name=region, config=config)
 
 
+class NotAnAwsAnswerError(BotoCoreError):
+    """A 2xx response without AWS's request id: a proxy's or captive portal's page, not
+    an API answer. botocore parses such a body into an empty result, which would read as
+    "nothing there" (every resource missing); the scan marks the type unknown instead."""
+
+    fmt = "{operation}: the response is not an AWS API answer (no request id)"
+
+
+def _answer(operation: str, response: Any) -> Any:
+    metadata = response.get("ResponseMetadata") if isinstance(response, dict) else None
+    if not isinstance(metadata, dict) or not metadata.get("RequestId"):
+        raise NotAnAwsAnswerError(operation=operation)
+    return response
+
+
 class Reader:
     """Makes the scan's AWS calls, one client per service and region, counting calls per
     resource type (what the benchmark reports)."""
@@ -68,14 +83,14 @@ class Reader:
             found: list[Any] = []
             for page in client.get_paginator(operation).paginate(**kwargs):
                 self.calls[type_] += 1
-                found += extract(page)
+                found += extract(_answer(operation, page))
             return found
         self.calls[type_] += 1
-        return extract(getattr(client, operation)(**kwargs))
+        return extract(_answer(operation, getattr(client, operation)(**kwargs)))
 
     def call(self, type_: str, service: str, region: str, operation: str, **kwargs: Any) -> Any:
         self.calls[type_] += 1
-        return getattr(self.client(service, region), operation)(**kwargs)
+        return _answer(operation, getattr(self.client(service, region), operation)(**kwargs))
 
 
 @dataclass

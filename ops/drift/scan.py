@@ -10,7 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 from ops.drift.aws import ClientFactory, Reader, default_client_factory, scan_aws
 from ops.drift.ignore import Rule, apply_ignore
 from ops.drift.model import Finding, Report
-from ops.drift.state import StackState, parse_state
+from ops.drift.state import StackState, StateError, parse_state
 
 VpsScanner = Callable[[StackState], list[Finding]]
 
@@ -48,6 +48,11 @@ def scan(
     """Scan the stack; returns the report (ignore rules applied) and the reader with its
     call counts."""
     state = parse_state(state_text, default_region=regions[0] if regions else None)
+    if state.stack is not None and state.stack.rsplit("/", 1)[-1] != stack.rsplit("/", 1)[-1]:
+        raise StateError(
+            f"the state is stack {state.stack!r}'s, not {stack!r}'s: export the stack you "
+            f"scan (`pulumi stack export --stack {stack}`) or name the state's stack"
+        )
     reader = Reader(clients or default_client_factory())
     with progress(f"reading AWS for {len(state.resources)} resources"):
         findings, unchecked = scan_aws(state, reader, regions)

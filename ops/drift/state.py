@@ -67,6 +67,8 @@ class StackState:
     """Resource URN -> AWS region, from its provider's ``region``."""
     outputs: dict[str, Any] = field(default_factory=dict)
     """The stack's outputs."""
+    stack: str | None = None
+    """The stack the export is of (from its URNs, ``urn:pulumi:<stack>::...``)."""
 
     def of_type(self, type_: str) -> list[StateResource]:
         return [r for r in self.resources if r.type == type_]
@@ -81,6 +83,11 @@ def parse_state(text: str, default_region: str | None = None) -> StackState:
     providers: dict[str, str] = {}
     resources: list[StateResource] = []
     stack_outputs: dict[str, Any] = {}
+    stacks = {
+        str(item.get("urn", "")).split("::", 1)[0].removeprefix("urn:pulumi:")
+        for item in raw
+        if isinstance(item, dict) and str(item.get("urn", "")).startswith("urn:pulumi:")
+    }
     for item in raw:
         type_ = item.get("type", "")
         if type_ == "pulumi:pulumi:Stack":
@@ -110,4 +117,5 @@ def parse_state(text: str, default_region: str | None = None) -> StackState:
         region = providers.get(resource.provider or "") or default_region
         if region:
             regions[resource.urn] = region
-    return StackState(resources=resources, regions=regions, outputs=stack_outputs)
+    stack = stacks.pop() if len(stacks) == 1 else None
+    return StackState(resources=resources, regions=regions, outputs=stack_outputs, stack=stack)

@@ -3,7 +3,9 @@ precisely, and nothing else."""
 
 from __future__ import annotations
 
+import http.server
 import json
+import threading
 from collections.abc import Iterator
 from typing import Any
 
@@ -250,3 +252,43 @@ def test_every_format_renders_the_findings(world: World) -> None:
     markdown = render_markdown(report)
     assert markdown.startswith("## Drift in stack `sg`")
     assert "| changed | `aws:cloudwatch/logGroup:LogGroup` |" in markdown
+
+
+class _PortalPage(http.server.BaseHTTPRequestHandler):
+    """What a captive portal or a misconfigured proxy answers: HTTP 200, an HTML page."""
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length") or 0))
+        body = b"<html><body><h1>Sign in to continue</h1></body></html>"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        pass
+
+
+def test_an_html_page_with_http_200_is_unknown_never_missing(world: World) -> None:
+    """botocore parses such a page into an empty answer (XML for EC2, JSON for ECS), which
+    read as 'every resource missing' before; without AWS's request id it is no answer."""
+    portal = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _PortalPage)
+    threading.Thread(target=portal.serve_forever, daemon=True).start()
+    try:
+        page = client_factory(f"http://127.0.0.1:{portal.server_address[1]}", max_attempts=1)
+
+        def factory(name: str, region: str) -> Any:
+            return page(name, region) if name in ("ec2", "ecs") else world.clients(name, region)
+
+        report, _ = scan("sg", world.state, clients=factory)
+    finally:
+        portal.shutdown()
+        portal.server_close()
+    statuses = {
+        f.type: f.status for f in report.findings if f.type.startswith(("aws:ec2/", "aws:ecs/"))
+    }
+    assert statuses and set(statuses.values()) == {"unknown"}
+    assert not report.of("missing")
+    assert all("not an AWS API answer" in (f.error or "") for f in report.of("unknown"))
+    assert report.exit_code() == 1

@@ -71,3 +71,24 @@ def test_without_state_or_pulumi_cli_exits_1(
     monkeypatch.setenv("PATH", "/nonexistent")
     assert main(["drift", "eu"]) == 1
     assert "no --state given and no `pulumi` on PATH" in capsys.readouterr().err
+
+
+def test_a_state_of_another_stack_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = {
+        "version": 3,
+        "deployment": {
+            "resources": [
+                {
+                    "urn": "urn:pulumi:sg::trading-infra::pulumi:pulumi:Stack::trading-infra-sg",
+                    "type": "pulumi:pulumi:Stack",
+                    "custom": False,
+                }
+            ]
+        },
+    }
+    (tmp_path / "state.json").write_text(json.dumps(state))
+    assert main(["drift", "eu", "--state", str(tmp_path / "state.json")]) == 1
+    error = capsys.readouterr().err
+    assert "the state is stack 'sg''s, not 'eu''s" in error and "Traceback" not in error
