@@ -134,7 +134,7 @@ class NetworkConfig(_Section):
     @field_validator("flow_log_retention_days")
     @classmethod
     def _retention_is_valid(cls, value: int) -> int:
-        return _retention(value)
+        return retention(value)
 
     @field_validator("endpoints")
     @classmethod
@@ -460,7 +460,7 @@ class ServiceConfig(_Section):
     @field_validator("log_retention_days")
     @classmethod
     def _retention_is_valid(cls, value: int) -> int:
-        return _retention(value)
+        return retention(value)
 
     @field_validator("user")
     @classmethod
@@ -1224,9 +1224,6 @@ def _must_be_secret(value: Any, info: ValidationInfo) -> Any:
             "`pulumi config set --secret`"
         )
     return value
-
-
-_retention = retention
 
 
 def _decode(value: Any) -> Any:
