@@ -190,3 +190,36 @@ def test_an_existing_bucket_is_written_to_instead() -> None:
         "arn:aws:s3:::edge-logs-x"
     )
     assert "edge-logs-bucket" not in {r.name for r in edge.resources}
+
+
+def test_the_rendered_log_delivery_is_accepted_by_cloudwatch_logs(
+    moto_url: str,  # noqa: F811
+    production_sg: Plan,
+) -> None:
+    """The delivery source, destination and delivery as rendered, through CloudWatch
+    Logs' API (moto over HTTP, botocore's request validation)."""
+    reset(moto_url)
+    logs = client_factory(moto_url)("logs", "us-east-1")
+    source = production_sg.named("edge-delivery-source").revealed
+    destination = production_sg.named("edge-delivery-destination").revealed
+    logs.put_delivery_source(
+        name=source["name"], resourceArn=source["resourceArn"], logType=source["logType"]
+    )
+    created = logs.put_delivery_destination(
+        name=destination["name"],
+        outputFormat=destination["outputFormat"],
+        deliveryDestinationConfiguration={
+            "destinationResourceArn": destination["deliveryDestinationConfiguration"][
+                "destinationResourceArn"
+            ]
+        },
+    )["deliveryDestination"]
+    delivery = logs.create_delivery(
+        deliverySourceName=source["name"], deliveryDestinationArn=created["arn"]
+    )["delivery"]
+    read = logs.get_delivery(id=delivery["id"])["delivery"]
+    assert read["deliverySourceName"] == source["name"]
+    assert read["deliveryDestinationArn"] == created["arn"]
+    assert logs.get_delivery_source(name=source["name"])["deliverySource"]["logType"] == (
+        "ACCESS_LOGS"
+    )

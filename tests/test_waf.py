@@ -150,3 +150,27 @@ def test_an_existing_web_acl_is_attached_instead() -> None:
 def test_the_eu_stack_has_no_edge_and_no_web_acl() -> None:
     plan = plan_config("eu", committed_config("eu"), SECRET_KEYS)
     assert not [r for r in plan.resources if r.type.startswith("aws:wafv2")]
+
+
+def test_the_logging_configuration_is_a_valid_request() -> None:
+    """The rendered WebAclLoggingConfiguration as WAF's PutLoggingConfiguration request,
+    checked against botocore's wafv2 model; the log group name has WAF's required
+    prefix (WAF Developer Guide, CloudWatch Logs destinations: aws-waf-logs-)."""
+    plan = plan_sg(committed_config("sg"))
+    rendered = plan.named("waf-logging").revealed
+    log_group = plan.named("waf-log")
+    assert log_group.revealed["name"].startswith("aws-waf-logs-")
+    request = {
+        "LoggingConfiguration": {
+            "ResourceArn": plan.named("waf-acl").outputs["arn"],
+            "LogDestinationConfigs": [log_group.outputs["arn"]],
+            "RedactedFields": [
+                {"SingleHeader": {"Name": f["singleHeader"]["name"]}}
+                for f in rendered["redactedFields"]
+            ],
+        }
+    }
+    model = botocore.session.get_session().get_service_model("wafv2")
+    shape = model.operation_model("PutLoggingConfiguration").input_shape
+    report = ParamValidator().validate(request, shape)
+    assert not report.has_errors(), report.generate_report()
