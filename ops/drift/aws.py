@@ -13,6 +13,7 @@ marks that type's resources ``unknown``: the scan goes on, and never reports a f
 from __future__ import annotations
 
 import json
+import re
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -133,6 +134,61 @@ def as_json(value: Any) -> Any:
         except json.JSONDecodeError:
             return value
     return value
+
+
+_ACCOUNT_ID = re.compile(r"^\d{12}$")
+
+
+def _as_list(value: Any) -> list[Any]:
+    values = value if isinstance(value, list) else [value]
+    return sorted({json.dumps(v, sort_keys=True) for v in values}, key=str)
+
+
+def _principal(value: Any) -> Any:
+    if not isinstance(value, dict):
+        return value
+    normal = {}
+    for kind, members in value.items():
+        listed = [json.loads(m) for m in _as_list(members)]
+        if kind == "AWS":
+            # IAM stores an account id as that account's root ARN.
+            listed = sorted(
+                f"arn:aws:iam::{m}:root" if isinstance(m, str) and _ACCOUNT_ID.match(m) else m
+                for m in listed
+            )
+        normal[kind] = listed
+    return normal
+
+
+def as_policy(value: Any) -> Any:
+    """An IAM policy document by meaning, the way the AWS provider compares them: one
+    statement or a list, a string or a one-item list, statements in any order, an account
+    id or its root ARN are each the same policy."""
+    document = as_json(value)
+    if not isinstance(document, dict) or "Statement" not in document:
+        return document
+    statements = document["Statement"]
+    normal = []
+    for statement in statements if isinstance(statements, list) else [statements]:
+        if not isinstance(statement, dict):
+            normal.append(statement)
+            continue
+        item = dict(statement)
+        for key in ("Action", "NotAction", "Resource", "NotResource"):
+            if key in item:
+                item[key] = [json.loads(v) for v in _as_list(item[key])]
+        for key in ("Principal", "NotPrincipal"):
+            if key in item:
+                item[key] = _principal(item[key])
+        if isinstance(item.get("Condition"), dict):
+            item["Condition"] = {
+                operator: {k: [json.loads(v) for v in _as_list(vs)] for k, vs in entries.items()}
+                if isinstance(entries, dict)
+                else entries
+                for operator, entries in item["Condition"].items()
+            }
+        normal.append(item)
+    return {**document, "Statement": sorted(normal, key=lambda s: json.dumps(s, sort_keys=True))}
 
 
 def tags(value: Any) -> dict[str, str]:
@@ -693,13 +749,13 @@ def compare_role(state: StateResource, live: Live) -> list[Diff]:
         "assumeRolePolicy",
         state.get("assumeRolePolicy"),
         live.get("AssumeRolePolicyDocument"),
-        as_json,
+        as_policy,
     ).diffs
 
 
 @handler(_ROLE_POLICY, global_region="us-east-1")(_authorization(_ROLE_POLICY))
 def compare_role_policy(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()("policy", state.get("policy"), live.get("PolicyDocument"), as_json).diffs
+    return Compare()("policy", state.get("policy"), live.get("PolicyDocument"), as_policy).diffs
 
 
 @handler(_ATTACHMENT, global_region="us-east-1")(_authorization(_ATTACHMENT))

@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 from botocore.awsrequest import AWSResponse
 
+from ops.drift.aws import as_policy
 from ops.drift.ignore import apply_ignore, generate_ignore, parse_ignore
 from ops.drift.render import render_json, render_markdown, render_table
 from ops.drift.scan import scan
@@ -387,3 +388,78 @@ def test_a_compared_attribute_aws_cannot_change_is_named_from_the_state(
     report, _ = scan("sg", _state_change(world, name, key, value), clients=world.clients)
     assert drifted(report) == [("changed", type_, name)]
     assert attribute in [d.attribute for d in report.of("changed")[0].diffs]
+
+
+# --- IAM policy documents compare by meaning --------------------------------------------
+
+
+def test_policy_documents_compare_by_meaning_as_the_provider_does() -> None:
+    state = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {"Effect": "Allow", "Action": ["logs:PutLogEvents"], "Resource": ["arn:b", "arn:a"]},
+            {"Effect": "Allow", "Principal": {"AWS": "123456789012"}, "Action": "sts:AssumeRole"},
+        ],
+    }
+    live = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"AWS": ["arn:aws:iam::123456789012:root"]},
+                "Action": ["sts:AssumeRole"],
+            },
+            {"Effect": "Allow", "Action": "logs:PutLogEvents", "Resource": ["arn:a", "arn:b"]},
+        ],
+    }
+    assert as_policy(json.dumps(state)) == as_policy(live)
+    widened = copy.deepcopy(live)
+    widened["Statement"][1]["Action"] = ["logs:*"]
+    assert as_policy(json.dumps(state)) != as_policy(widened)
+    single = {"Version": "2012-10-17", "Statement": state["Statement"][0]}
+    assert as_policy(single)["Statement"] == [as_policy(state)["Statement"][0]]
+
+
+def test_an_equivalent_live_role_policy_is_clean_and_a_widened_one_is_named(
+    world: World,
+) -> None:
+    iam = world.clients("iam", "us-east-1")
+    resource = world.resource("network-flow-logs-policy")
+    role, name = resource["id"].split(":", 1)
+    original = json.loads(resource["inputs"]["policy"])
+    statements = original["Statement"]
+    # The same policy, spelled differently: statements reversed, every list reversed and
+    # one-item lists as strings, a lone statement as an object rather than a list.
+    listed = statements if isinstance(statements, list) else [statements]
+    respelled_statements = [
+        {
+            k: (v[0] if len(v) == 1 else list(reversed(v))) if isinstance(v, list) else v
+            for k, v in statement.items()
+        }
+        for statement in reversed(listed)
+    ]
+    respelled = {
+        **original,
+        "Statement": respelled_statements[0]
+        if len(respelled_statements) == 1
+        else respelled_statements,
+    }
+    assert respelled != original
+    iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(respelled))
+    try:
+        assert drifted(world.scan()) == []
+        widened = copy.deepcopy(original)
+        first = (
+            widened["Statement"][0]
+            if isinstance(widened["Statement"], list)
+            else widened["Statement"]
+        )
+        first["Action"] = "*"
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(widened))
+        report = world.scan()
+        assert drifted(report) == [
+            ("changed", "aws:iam/rolePolicy:RolePolicy", "network-flow-logs-policy")
+        ]
+        assert [d.attribute for d in report.of("changed")[0].diffs] == ["policy"]
+    finally:
+        iam.put_role_policy(RoleName=role, PolicyName=name, PolicyDocument=json.dumps(original))
