@@ -948,12 +948,65 @@ def compare_key_value_store(state: StateResource, live: Live) -> list[Diff]:
 
 # --- the scan -------------------------------------------------------------------------
 
+_SCALABLE_TARGET = "aws:appautoscaling/target:Target"
+
+
+@handler(_SCALABLE_TARGET)(
+    lambda r, region, _: by(
+        "ResourceId",
+        r.items(
+            _SCALABLE_TARGET,
+            "application-autoscaling",
+            region,
+            "describe_scalable_targets",
+            "ScalableTargets",
+            ServiceNamespace="ecs",
+        ),
+    )
+)
+def compare_scalable_target(state: StateResource, live: Live) -> list[Diff]:
+    return (
+        Compare()("minCapacity", state.get("minCapacity"), live.get("MinCapacity"), int)(
+            "maxCapacity", state.get("maxCapacity"), live.get("MaxCapacity"), int
+        )
+    ).diffs
+
+
+def scaling_ranges(state: StackState) -> dict[str, tuple[int, int]]:
+    """``service/<cluster>/<service>`` -> the min and max its scalable target allows."""
+    return {
+        str(t.get("resourceId")): (int(t.get("minCapacity") or 0), int(t.get("maxCapacity") or 0))
+        for t in state.of_type(_SCALABLE_TARGET)
+        if t.get("serviceNamespace") == "ecs"
+    }
+
+
+def honour_scaling(
+    service: StateResource, diffs: list[Diff], ranges: dict[str, tuple[int, int]]
+) -> list[Diff]:
+    """A scaled service's desiredCount belongs to its scaler (the program ignores its
+    changes): a count within the target's min..max is not drift, one outside it is."""
+    key = f"service/{name_of(str(service.get('cluster') or ''))}/{service.get('name')}"
+    if key not in ranges:
+        return diffs
+    low, high = ranges[key]
+    kept = []
+    for diff in diffs:
+        if diff.attribute == "desiredCount":
+            if low <= int(diff.actual) <= high:
+                continue
+            diff = Diff("desiredCount", f"{low}..{high} (autoscaled)", diff.actual)
+        kept.append(diff)
+    return kept
+
+
 LIVE_ID_OF: dict[str, Callable[[StateResource], str]] = {
     _ATTACHMENT: lambda r: f"{r.get('role')}|{r.get('policyArn')}",
     _TASK: lambda r: str(r.get("arn") or r.id),
     _ROLE_POLICY: lambda r: r.id if ":" in r.id else f"{r.get('role')}:{r.get('name')}",
     _CF_FUNCTION: lambda r: str(r.get("name") or r.id),
     _KVS: lambda r: str(r.get("name") or r.id),
+    _SCALABLE_TARGET: lambda r: str(r.get("resourceId") or r.id),
 }
 """Where the live listing is keyed differently from the Pulumi id."""
 
@@ -964,6 +1017,7 @@ def scan_aws(
     """Findings for every AWS resource the handlers know, plus the unmanaged ones in the
     stack's scope; and the types nothing reads."""
     scope = Scope.of(state)
+    ranges = scaling_ranges(state)
     findings: list[Finding] = []
     unchecked: list[str] = []
     groups: dict[tuple[str, str], list[StateResource]] = defaultdict(list)
@@ -1006,6 +1060,8 @@ def scan_aws(
                 )
                 continue
             diffs = spec.compare(resource, record)
+            if type_ == _SERVICE:
+                diffs = honour_scaling(resource, diffs, ranges)
             status = "changed" if diffs else "ok"
             findings.append(
                 Finding(status, type_, resource.id, urn=resource.urn, region=region, diffs=diffs)

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import Any
 
 DRIFT_ACTIONS = (
+    "application-autoscaling:DescribeScalableTargets",
     "cloudfront:ListFunctions",
     "cloudfront:ListKeyValueStores",
     "cloudwatch:DescribeAlarms",

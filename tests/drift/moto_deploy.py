@@ -294,6 +294,17 @@ def _target_group(d: Deployer, r: PlannedResource, i: dict, region: str) -> tupl
     return arn, {"arn": arn, "arnSuffix": arn.rsplit(":", 1)[1]}
 
 
+def _scalable_target(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
+    d.clients("application-autoscaling", region).register_scalable_target(
+        ServiceNamespace=i["serviceNamespace"],
+        ResourceId=i["resourceId"],
+        ScalableDimension=i["scalableDimension"],
+        MinCapacity=int(i["minCapacity"]),
+        MaxCapacity=int(i["maxCapacity"]),
+    )
+    return i["resourceId"], {}
+
+
 def _certificate(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
     arn = d.clients("acm", region).request_certificate(
         DomainName=i["domainName"], ValidationMethod="DNS"
@@ -506,6 +517,7 @@ CREATORS: dict[str, Callable[[Deployer, PlannedResource, dict, str], tuple[str, 
     "aws:lb/loadBalancer:LoadBalancer": _load_balancer,
     "aws:lb/targetGroup:TargetGroup": _target_group,
     "aws:acm/certificate:Certificate": _certificate,
+    "aws:appautoscaling/target:Target": _scalable_target,
     "aws:lb/listener:Listener": _listener,
     "aws:lb/listenerRule:ListenerRule": _listener_rule,
     "aws:ecs/cluster:Cluster": _cluster,

@@ -63,19 +63,45 @@ def test_a_hand_added_security_group_rule_is_named(world: World) -> None:
     assert drifted(world.scan()) == []
 
 
-def test_a_scaled_service_is_reported_with_its_count(world: World) -> None:
+def test_a_count_within_the_scalers_range_is_not_drift_and_below_it_is(world: World) -> None:
+    """The program ignores desiredCount changes of an autoscaled service (the scaler
+    owns it): 5 within the target's 2..8 is no drift; 0 below its minimum is."""
     ecs = world.clients("ecs", SG)
     service = world.resource("api-service")
-    ecs.update_service(cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=5)
+    cluster = service["inputs"]["cluster"]
     try:
+        ecs.update_service(cluster=cluster, service=service["id"], desiredCount=5)
+        assert drifted(world.scan()) == []
+        ecs.update_service(cluster=cluster, service=service["id"], desiredCount=0)
         report = world.scan()
         assert drifted(report) == [("changed", "aws:ecs/service:Service", "api-service")]
         (diff,) = report.of("changed")[0].diffs
-        assert (diff.attribute, int(diff.expected), diff.actual) == ("desiredCount", 2, 5)
-    finally:
-        ecs.update_service(
-            cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=2
+        assert (diff.attribute, diff.expected, diff.actual) == (
+            "desiredCount",
+            "2..8 (autoscaled)",
+            0,
         )
+    finally:
+        ecs.update_service(cluster=cluster, service=service["id"], desiredCount=2)
+
+
+def test_a_changed_scalable_target_is_named(world: World) -> None:
+    scaling = world.clients("application-autoscaling", SG)
+    target = world.resource("api-scaling-target")["inputs"]
+    common = {
+        "ServiceNamespace": "ecs",
+        "ResourceId": target["resourceId"],
+        "ScalableDimension": target["scalableDimension"],
+    }
+    scaling.register_scalable_target(**common, MinCapacity=0, MaxCapacity=8)
+    try:
+        report = world.scan()
+        assert drifted(report) == [
+            ("changed", "aws:appautoscaling/target:Target", "api-scaling-target")
+        ]
+        assert [d.attribute for d in report.of("changed")[0].diffs] == ["minCapacity"]
+    finally:
+        scaling.register_scalable_target(**common, MinCapacity=2, MaxCapacity=8)
 
 
 def test_a_replaced_task_definition_is_reported_on_the_service(world: World) -> None:
@@ -214,12 +240,14 @@ def test_the_ignore_file_suppresses_exactly_what_it_names(world: World) -> None:
     ecs = world.clients("ecs", SG)
     logs = world.clients("logs", SG)
     service = world.resource("api-service")
-    ecs.update_service(cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=4)
+    ecs.update_service(cluster=service["inputs"]["cluster"], service=service["id"], desiredCount=0)
     logs.put_retention_policy(logGroupName=world.resource("api-logs")["id"], retentionInDays=30)
     try:
         report = world.scan()
         assert len(drifted(report)) == 2
-        rules = parse_ignore("# autoscaling owns the count\naws:ecs/service:Service#desiredCount\n")
+        rules = parse_ignore(
+            "# scaled to zero for tonight's maintenance\naws:ecs/service:Service#desiredCount\n"
+        )
         filtered = apply_ignore(report, rules)
         assert drifted(filtered) == [("changed", "aws:cloudwatch/logGroup:LogGroup", "api-logs")]
         negated = parse_ignore("*api-logs*\n!*api-logs*\n")
