@@ -41,6 +41,8 @@ ALL_METHODS = ["GET", "HEAD", "OPTIONS", "PUT", "POST", "PATCH", "DELETE"]
 API_PATH = "/api/*"
 
 HEALTHY = "healthy"
+HEALTH_KEY_PREFIX = "health:"
+"""Keys ``health:<region>``: values owned by the failover automation, not by Pulumi."""
 
 VPC_ORIGIN_TIMEOUT = "30m"
 """A VPC origin takes about 15 minutes to deploy and can exceed the provider's default
@@ -240,7 +242,7 @@ class GeoEdge(pulumi.ComponentResource):
             region: aws.cloudfront.KeyvaluestoreKey(
                 f"{name}-key-health-{region}",
                 key_value_store_arn=self.key_value_store.arn,
-                key=f"health:{region}",
+                key=f"{HEALTH_KEY_PREFIX}{region}",
                 value=HEALTHY,
                 # Created healthy once; from then on the failover automation and
                 # operators own the value, and `pulumi up` must not undo a failover.

@@ -1,13 +1,18 @@
-"""AWS drift: read every resource type of the state with batched, paginated calls and
-compare the attributes that matter, normalised.
+"""AWS drift: the scan's core. Reads every resource type of the state with batched,
+paginated calls and compares what matters, normalised; the per-type handlers live in
+``ops.drift.handlers`` (one module per service family).
 
-One handler per Pulumi type: ``fetch`` lists the live resources of a region in as few
-calls as the API allows (one paginated describe, or one per parent where the API has no
-other way, such as listener rules per listener), ``compare`` returns the attribute diffs,
-and ``unmanaged`` picks live resources inside the stack's VPCs, load balancers or
-listeners that the state does not know. A call that fails (after botocore's retries)
-marks that type's resources ``unknown``: the scan goes on, and never reports a false
-``ok``.
+A handler has a ``fetch`` (the live resources of a region in as few calls as the API
+allows: one paginated list, or one per parent where the API has no other way, such as
+listener rules per listener), an optional ``compare`` (the attribute diffs; without one
+the resource is checked for presence only, "present (attributes not compared)"), and an
+optional ``unmanaged`` (live resources inside the stack's VPCs, clusters, load
+balancers or listeners that the state does not know). On top, one Resource Groups
+Tagging API scan per region finds anything else carrying the stack's default tags.
+
+A call that fails (after botocore's retries), or answers without AWS's request id, marks
+that type's resources ``unknown``; a type no handler reads is ``unknown`` too. The scan
+goes on, and never reports a false ``ok``.
 """
 
 from __future__ import annotations
@@ -99,16 +104,35 @@ class Scope:
     """What belongs to the stack, to tell its unmanaged neighbours apart."""
 
     vpc_ids: set[str] = field(default_factory=set)
+    cluster_arns: set[str] = field(default_factory=set)
     load_balancer_arns: set[str] = field(default_factory=set)
     listener_arns: set[str] = field(default_factory=set)
+    route_table_ids: set[str] = field(default_factory=set)
     alarm_dimension_values: set[str] = field(default_factory=set)
+    scaling_policies: set[tuple[str, str]] = field(default_factory=set)
+    """(resource id, policy name) of the stack's scaling policies: the alarms AWS makes
+    for a target-tracking policy act on it and belong to it."""
+    identifiers: set[str] = field(default_factory=set)
+    """Every id, ARN and name the state holds: what the tag scan counts as managed."""
+    stack_tags: dict[str, str] = field(default_factory=dict)
+    """The tags the stack's providers put on everything (``stack``, ``project``)."""
 
     @classmethod
     def of(cls, state: StackState) -> Scope:
-        scope = cls()
+        scope = cls(stack_tags=dict(state.stack_tags))
         for resource in state.resources:
+            scope.identifiers |= {
+                str(v)
+                for v in (resource.id, resource.get("arn"), resource.get("name"))
+                if v and v != SECRET
+            }
             if resource.type == "aws:ec2/vpc:Vpc":
                 scope.vpc_ids.add(resource.id)
+            elif resource.type == "aws:ecs/cluster:Cluster":
+                scope.cluster_arns.add(str(resource.get("arn") or resource.id))
+                scope.alarm_dimension_values.add(str(resource.get("name", "")))
+            elif resource.type == "aws:ec2/routeTable:RouteTable":
+                scope.route_table_ids.add(resource.id)
             elif resource.type == "aws:lb/loadBalancer:LoadBalancer":
                 scope.load_balancer_arns.add(resource.id)
                 if suffix := resource.get("arnSuffix"):
@@ -118,8 +142,10 @@ class Scope:
             elif resource.type == "aws:lb/targetGroup:TargetGroup":
                 if suffix := resource.get("arnSuffix"):
                     scope.alarm_dimension_values.add(suffix)
-            elif resource.type == "aws:ecs/cluster:Cluster":
-                scope.alarm_dimension_values.add(str(resource.get("name", "")))
+            elif resource.type == "aws:appautoscaling/policy:Policy":
+                scope.scaling_policies.add(
+                    (str(resource.get("resourceId")), str(resource.get("name") or resource.id))
+                )
         return scope
 
 
@@ -204,8 +230,17 @@ def name_of(arn_or_name: str) -> str:
     return arn_or_name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 
 
+def _unchanged(value: Any) -> Any:
+    return value
+
+
 class Compare:
-    """Collects diffs; skips attributes the state does not know or keeps secret."""
+    """Collects diffs; skips attributes the state does not know or keeps secret.
+
+    ``seen`` records every attribute compared (type, attribute) while a test asks it
+    to: how the suite proves each comparison has a scenario that changes it."""
+
+    seen: set[str] | None = None
 
     def __init__(self) -> None:
         self.diffs: list[Diff] = []
@@ -215,71 +250,61 @@ class Compare:
         attribute: str,
         expected: Any,
         actual: Any,
-        normalize: Callable[[Any], Any] = lambda v: v,
+        normalize: Callable[[Any], Any] = _unchanged,
     ) -> Compare:
         if expected is None or expected == SECRET:
             return self
+        if Compare.seen is not None:
+            Compare.seen.add(attribute)
         if normalize(expected) != normalize(actual):
             self.diffs.append(Diff(attribute, expected, actual))
         return self
 
 
-def _rules(rules: Iterable[dict[str, Any]], aws_shape: bool) -> list[tuple]:
-    """Security group rules as a sorted list of comparable tuples, from either shape."""
-    normalized = []
-    for rule in rules:
-        if aws_shape:
-            protocol = rule.get("IpProtocol")
-            sources = (
-                [r["CidrIp"] for r in rule.get("IpRanges", [])]
-                + [r["CidrIpv6"] for r in rule.get("Ipv6Ranges", [])]
-                + [p["PrefixListId"] for p in rule.get("PrefixListIds", [])]
-                + [g["GroupId"] for g in rule.get("UserIdGroupPairs", [])]
-            )
-            ports = (rule.get("FromPort", 0), rule.get("ToPort", 0))
-        else:
-            protocol = str(rule.get("protocol"))
-            sources = (
-                list(rule.get("cidrBlocks") or [])
-                + list(rule.get("ipv6CidrBlocks") or [])
-                + list(rule.get("prefixListIds") or [])
-                + list(rule.get("securityGroups") or [])
-            )
-            ports = (int(rule.get("fromPort", 0)), int(rule.get("toPort", 0)))
-        protocol = "-1" if protocol in ("-1", "all") else protocol
-        for source in sources:
-            normalized.append((protocol, ports, source))
-    return sorted(normalized)
-
-
 # --- handlers -------------------------------------------------------------------------
 
-Fetch = Callable[[Reader, str, Sequence[StateResource]], dict[str, Live]]
+Fetch = Callable[["Reader", str, Sequence[StateResource]], dict[str, Live]]
 CompareFn = Callable[[StateResource, Live], list[Diff]]
 Unmanaged = Callable[[dict[str, Live], Scope, set[str]], list[tuple[str, str]]]
+LiveId = Callable[[StateResource], str]
+
+
+def _own_id(resource: StateResource) -> str:
+    return resource.id
 
 
 @dataclass(frozen=True)
 class Handler:
     type: str
     fetch: Fetch
-    compare: CompareFn
+    compare: CompareFn | None
+    """None: the type is checked for presence only ("present, attributes not compared")."""
     unmanaged: Unmanaged | None = None
     global_region: str | None = None
-    """Global services (IAM, CloudFront) are read once, in this region."""
+    """Global services (IAM, CloudFront, Route 53, S3's bucket list) are read once, here."""
+    live_id: LiveId = _own_id
+    """The key of the resource in ``fetch``'s answer, where it is not the Pulumi id."""
+    why: str = ""
+    """For presence-only types: why the attributes are not compared (the README table)."""
+    region_of: Callable[[StateResource], str | None] | None = None
+    """For resources of a non-AWS provider (an image pushed to ECR): where they live."""
 
 
 HANDLERS: dict[str, Handler] = {}
 
 
 def handler(
-    type_: str, *, unmanaged: Unmanaged | None = None, global_region: str | None = None
+    type_: str,
+    *,
+    unmanaged: Unmanaged | None = None,
+    global_region: str | None = None,
+    live_id: LiveId = _own_id,
 ) -> Callable[[Fetch], Callable[[CompareFn], CompareFn]]:
     """Register ``fetch`` then ``compare`` for a type (two stacked decorators)."""
 
     def with_fetch(fetch: Fetch) -> Callable[[CompareFn], CompareFn]:
         def with_compare(compare: CompareFn) -> CompareFn:
-            HANDLERS[type_] = Handler(type_, fetch, compare, unmanaged, global_region)
+            HANDLERS[type_] = Handler(type_, fetch, compare, unmanaged, global_region, live_id)
             return compare
 
         return with_compare
@@ -287,788 +312,229 @@ def handler(
     return with_fetch
 
 
+def presence(
+    type_: str,
+    fetch: Fetch,
+    *,
+    why: str,
+    unmanaged: Unmanaged | None = None,
+    global_region: str | None = None,
+    live_id: LiveId = _own_id,
+) -> None:
+    """Register a type checked for presence only, saying why."""
+    HANDLERS[type_] = Handler(type_, fetch, None, unmanaged, global_region, live_id, why)
+
+
 def by(key: str, items: Iterable[Live]) -> dict[str, Live]:
     return {str(item[key]): item for item in items}
 
 
-# EC2 ----------------------------------------------------------------------------------
-
-
-def _ec2(type_: str, operation: str, key: str, id_key: str) -> Fetch:
-    return lambda r, region, _: by(id_key, r.items(type_, "ec2", region, operation, key))
-
-
-@handler("aws:ec2/vpc:Vpc")(_ec2("aws:ec2/vpc:Vpc", "describe_vpcs", "Vpcs", "VpcId"))
-def compare_vpc(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()("cidrBlock", state.get("cidrBlock"), live.get("CidrBlock")).diffs
-
-
-@handler("aws:ec2/subnet:Subnet")(
-    _ec2("aws:ec2/subnet:Subnet", "describe_subnets", "Subnets", "SubnetId")
-)
-def compare_subnet(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()("cidrBlock", state.get("cidrBlock"), live.get("CidrBlock"))(
-            "availabilityZone", state.get("availabilityZone"), live.get("AvailabilityZone")
-        )("mapPublicIpOnLaunch", state.get("mapPublicIpOnLaunch"), live.get("MapPublicIpOnLaunch"))(
-            "vpcId", state.get("vpcId"), live.get("VpcId")
-        )
-    ).diffs
-
-
-@handler("aws:ec2/internetGateway:InternetGateway")(
-    _ec2(
-        "aws:ec2/internetGateway:InternetGateway",
-        "describe_internet_gateways",
-        "InternetGateways",
-        "InternetGatewayId",
-    )
-)
-def compare_igw(state: StateResource, live: Live) -> list[Diff]:
-    attached = [a.get("VpcId") for a in live.get("Attachments", [])]
-    return Compare()("vpcId", state.get("vpcId"), attached[0] if attached else None).diffs
-
-
-@handler("aws:ec2/natGateway:NatGateway")(
-    lambda r, region, _: {
-        gid: g
-        for gid, g in by(
-            "NatGatewayId",
-            r.items(
-                "aws:ec2/natGateway:NatGateway",
-                "ec2",
-                region,
-                "describe_nat_gateways",
-                "NatGateways",
-            ),
-        ).items()
-        if g.get("State") not in ("deleted", "deleting")
-    }
-)
-def compare_nat(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()("subnetId", state.get("subnetId"), live.get("SubnetId")).diffs
-
-
-def _routes(routes: Iterable[Live], aws_shape: bool) -> list[tuple[str, str]]:
-    found = []
-    for route in routes:
-        if aws_shape:
-            if route.get("GatewayId") == "local" or route.get("Origin") == "CreateRouteTable":
-                continue
-            destination = (
-                route.get("DestinationCidrBlock") or route.get("DestinationPrefixListId") or ""
-            )
-            target = (
-                route.get("GatewayId")
-                or route.get("NatGatewayId")
-                or route.get("VpcEndpointId")
-                or ""
-            )
-        else:
-            destination = route.get("cidrBlock") or route.get("destinationPrefixListId") or ""
-            target = (
-                route.get("gatewayId")
-                or route.get("natGatewayId")
-                or route.get("vpcEndpointId")
-                or ""
-            )
-        found.append((destination, target))
-    return sorted(found)
-
-
-@handler("aws:ec2/routeTable:RouteTable")(
-    _ec2("aws:ec2/routeTable:RouteTable", "describe_route_tables", "RouteTables", "RouteTableId")
-)
-def compare_route_table(state: StateResource, live: Live) -> list[Diff]:
-    expected = _routes(state.get("routes") or [], aws_shape=False)
-    actual = _routes(live.get("Routes", []), aws_shape=True)
-    # Gateway endpoints add prefix-list routes of their own; only CIDR routes are ours.
-    actual = [(d, t) for d, t in actual if not d.startswith("pl-")]
-    return Compare()("routes", expected, actual).diffs
-
-
-def _groups_in_scope(live: dict[str, Live], scope: Scope, known: set[str]) -> list[tuple[str, str]]:
-    return [
-        (gid, f"security group {g.get('GroupName')} in {g.get('VpcId')}")
-        for gid, g in live.items()
-        if g.get("VpcId") in scope.vpc_ids and gid not in known and g.get("GroupName") != "default"
-    ]
-
-
-_SG = "aws:ec2/securityGroup:SecurityGroup"
-
-
-@handler(_SG, unmanaged=_groups_in_scope)(
-    _ec2(_SG, "describe_security_groups", "SecurityGroups", "GroupId")
-)
-def compare_security_group(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()(
-            "ingress",
-            _rules(state.get("ingress") or [], aws_shape=False),
-            _rules(live.get("IpPermissions", []), aws_shape=True),
-        )(
-            "egress",
-            _rules(state.get("egress") or [], aws_shape=False),
-            _rules(live.get("IpPermissionsEgress", []), aws_shape=True),
-        )
-    ).diffs
-
-
-_DEFAULT_SG = "aws:ec2/defaultSecurityGroup:DefaultSecurityGroup"
-
-
-@handler(_DEFAULT_SG)(_ec2(_DEFAULT_SG, "describe_security_groups", "SecurityGroups", "GroupId"))
-def compare_default_security_group(state: StateResource, live: Live) -> list[Diff]:
-    # EC2.2: the default group must stay empty.
-    return (
-        Compare()("ingress", [], _rules(live.get("IpPermissions", []), aws_shape=True))(
-            "egress", [], _rules(live.get("IpPermissionsEgress", []), aws_shape=True)
-        )
-    ).diffs
-
-
-@handler("aws:ec2/flowLog:FlowLog")(
-    _ec2("aws:ec2/flowLog:FlowLog", "describe_flow_logs", "FlowLogs", "FlowLogId")
-)
-def compare_flow_log(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()("trafficType", state.get("trafficType"), live.get("TrafficType"))(
-            "logDestination",
-            state.get("logDestination"),
-            live.get("LogDestination") or live.get("LogGroupName"),
-            lambda v: name_of(str(v)).removeprefix("log-group:"),
-        )("vpcId", state.get("vpcId"), live.get("ResourceId"))
-    ).diffs
-
-
-# ELBv2 --------------------------------------------------------------------------------
-
-_LB = "aws:lb/loadBalancer:LoadBalancer"
-_LISTENER = "aws:lb/listener:Listener"
-_RULE = "aws:lb/listenerRule:ListenerRule"
-_TG = "aws:lb/targetGroup:TargetGroup"
-
-
-@handler(_LB)(
-    lambda r, region, _: by(
-        "LoadBalancerArn", r.items(_LB, "elbv2", region, "describe_load_balancers", "LoadBalancers")
-    )
-)
-def compare_load_balancer(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()("internal", state.get("internal"), live.get("Scheme") == "internal")(
-            "securityGroups",
-            state.get("securityGroups"),
-            live.get("SecurityGroups"),
-            lambda v: sorted(v or []),
-        )(
-            "subnets",
-            state.get("subnets"),
-            [z.get("SubnetId") for z in live.get("AvailabilityZones", [])],
-            lambda v: sorted(v or []),
-        )
-    ).diffs
-
-
-def _fetch_listeners(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
-    arns = sorted({str(x.get("loadBalancerArn")) for x in resources if x.get("loadBalancerArn")})
-    found: dict[str, Live] = {}
-    for arn in arns:  # the API lists listeners per load balancer only
-        try:
-            found |= by(
-                "ListenerArn",
-                r.items(
-                    _LISTENER,
-                    "elbv2",
-                    region,
-                    "describe_listeners",
-                    "Listeners",
-                    LoadBalancerArn=arn,
-                ),
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "LoadBalancerNotFound":
-                raise
-    return found
-
-
-@handler(_LISTENER)(_fetch_listeners)
-def compare_listener(state: StateResource, live: Live) -> list[Diff]:
-    expected_actions = [a.get("type") for a in state.get("defaultActions") or []]
-    return (
-        Compare()("port", state.get("port"), live.get("Port"), int)(
-            "protocol", state.get("protocol"), live.get("Protocol")
-        )(
-            "defaultActions",
-            expected_actions,
-            [a.get("Type") for a in live.get("DefaultActions", [])],
-        )("sslPolicy", state.get("sslPolicy"), live.get("SslPolicy"))
-    ).diffs
-
-
-def _fetch_rules(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
-    listeners = sorted({str(x.get("listenerArn")) for x in resources if x.get("listenerArn")})
-    found: dict[str, Live] = {}
-    for arn in listeners:  # rules are listed per listener only
-        try:
-            rules = r.items(_RULE, "elbv2", region, "describe_rules", "Rules", ListenerArn=arn)
-        except ClientError as error:
-            if error.response["Error"]["Code"] != "ListenerNotFound":
-                raise
-            continue
-        found |= {
-            rule["RuleArn"]: {**rule, "ListenerArn": arn}
-            for rule in rules
-            if not rule.get("IsDefault")
-        }
-    return found
-
-
-def _rules_in_scope(live: dict[str, Live], scope: Scope, known: set[str]) -> list[tuple[str, str]]:
-    return [
-        (arn, f"listener rule priority {rule.get('Priority')} on {name_of(rule['ListenerArn'])}")
-        for arn, rule in live.items()
-        if rule.get("ListenerArn") in scope.listener_arns and arn not in known
-    ]
-
-
-@handler(_RULE, unmanaged=_rules_in_scope)(_fetch_rules)
-def compare_listener_rule(state: StateResource, live: Live) -> list[Diff]:
-    def forwarded(actions: Iterable[Live], aws_shape: bool) -> list[str]:
-        arns = []
-        for action in actions:
-            if aws_shape:
-                groups = (action.get("ForwardConfig") or {}).get("TargetGroups") or []
-                arns += [g["TargetGroupArn"] for g in groups] or [action.get("TargetGroupArn")]
-            else:
-                groups = (action.get("forward") or {}).get("targetGroups") or []
-                arns += [g["arn"] for g in groups] or [action.get("targetGroupArn")]
-        return sorted(a for a in arns if a)
-
-    actions = state.get("actions")
-    return (
-        Compare()("priority", state.get("priority"), live.get("Priority"), lambda v: int(float(v)))(
-            "targetGroups",
-            None if actions == SECRET else forwarded(actions or [], aws_shape=False),
-            forwarded(live.get("Actions", []), aws_shape=True),
-        )
-    ).diffs
-
-
-def _target_groups_in_scope(
-    live: dict[str, Live], scope: Scope, known: set[str]
-) -> list[tuple[str, str]]:
-    return [
-        (arn, f"target group {tg.get('TargetGroupName')}")
-        for arn, tg in live.items()
-        if arn not in known
-        and (
-            tg.get("VpcId") in scope.vpc_ids
-            or scope.load_balancer_arns & set(tg.get("LoadBalancerArns", []))
-        )
-    ]
-
-
-@handler(_TG, unmanaged=_target_groups_in_scope)(
-    lambda r, region, _: by(
-        "TargetGroupArn", r.items(_TG, "elbv2", region, "describe_target_groups", "TargetGroups")
-    )
-)
-def compare_target_group(state: StateResource, live: Live) -> list[Diff]:
-    check = state.get("healthCheck") or {}
-    return (
-        Compare()("port", state.get("port"), live.get("Port"), int)(
-            "protocol", state.get("protocol"), live.get("Protocol")
-        )("targetType", state.get("targetType"), live.get("TargetType"))(
-            "healthCheck.path", check.get("path"), live.get("HealthCheckPath")
-        )("vpcId", state.get("vpcId"), live.get("VpcId"))
-    ).diffs
-
-
-# ECS ----------------------------------------------------------------------------------
-
-_CLUSTER = "aws:ecs/cluster:Cluster"
-_SERVICE = "aws:ecs/service:Service"
-_TASK = "aws:ecs/taskDefinition:TaskDefinition"
-
-
-def _fetch_clusters(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
-    arns = r.items(_CLUSTER, "ecs", region, "list_clusters", "clusterArns")
-    found: dict[str, Live] = {}
-    for start in range(0, len(arns), 100):  # describe takes 100 clusters at a time
-        described = r.call(
-            _CLUSTER,
-            "ecs",
-            region,
-            "describe_clusters",
-            clusters=arns[start : start + 100],
-            include=["SETTINGS"],
-        )
-        found |= {c["clusterArn"]: c for c in described["clusters"] if c.get("status") == "ACTIVE"}
-    return found
-
-
-@handler(_CLUSTER)(_fetch_clusters)
-def compare_cluster(state: StateResource, live: Live) -> list[Diff]:
-    expected = {s["name"]: s["value"] for s in state.get("settings") or []}
-    actual = {s["name"]: s["value"] for s in live.get("settings", [])}
-    return Compare()("settings", expected, {k: actual.get(k) for k in expected}).diffs
-
-
-def _fetch_services(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
-    by_cluster: dict[str, list[str]] = defaultdict(list)
-    for resource in resources:
-        by_cluster[str(resource.get("cluster"))].append(resource.id)
-    found: dict[str, Live] = {}
-    for cluster, arns in sorted(by_cluster.items()):
-        for start in range(0, len(arns), 10):  # describe takes 10 services at a time
-            described = r.call(
-                _SERVICE,
-                "ecs",
-                region,
-                "describe_services",
-                cluster=cluster,
-                services=arns[start : start + 10],
-            )
-            found |= {
-                s["serviceArn"]: s for s in described["services"] if s.get("status") != "INACTIVE"
-            }
-    return found
-
-
-@handler(_SERVICE)(_fetch_services)
-def compare_service(state: StateResource, live: Live) -> list[Diff]:
-    network = (live.get("networkConfiguration") or {}).get("awsvpcConfiguration") or {}
-    expected_network = state.get("networkConfiguration") or {}
-    return (
-        Compare()("desiredCount", state.get("desiredCount"), live.get("desiredCount"), int)(
-            "taskDefinition", state.get("taskDefinition"), live.get("taskDefinition")
-        )("platformVersion", state.get("platformVersion"), live.get("platformVersion"))(
-            "networkConfiguration.assignPublicIp",
-            expected_network.get("assignPublicIp") if isinstance(expected_network, dict) else None,
-            network.get("assignPublicIp") == "ENABLED",
-        )
-    ).diffs
-
-
-@handler(_TASK)(
-    lambda r, region, _: {
-        arn: {"taskDefinitionArn": arn}
-        for arn in r.items(
-            _TASK, "ecs", region, "list_task_definitions", "taskDefinitionArns", status="ACTIVE"
-        )
-    }
-)
-def compare_task_definition(state: StateResource, live: Live) -> list[Diff]:
-    return []  # presence is the check: a deregistered revision is `missing`
-
-
-# ECR ----------------------------------------------------------------------------------
-
-_REPO = "aws:ecr/repository:Repository"
-_LIFECYCLE = "aws:ecr/lifecyclePolicy:LifecyclePolicy"
-
-
-@handler(_REPO)(
-    lambda r, region, _: by(
-        "repositoryName", r.items(_REPO, "ecr", region, "describe_repositories", "repositories")
-    )
-)
-def compare_repository(state: StateResource, live: Live) -> list[Diff]:
-    scanning = state.get("imageScanningConfiguration") or {}
-    return (
-        Compare()(
-            "imageTagMutability", state.get("imageTagMutability"), live.get("imageTagMutability")
-        )(
-            "imageScanningConfiguration.scanOnPush",
-            scanning.get("scanOnPush") if isinstance(scanning, dict) else None,
-            (live.get("imageScanningConfiguration") or {}).get("scanOnPush"),
-        )
-    ).diffs
-
-
-def _fetch_lifecycle(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
-    found: dict[str, Live] = {}
-    for resource in resources:  # one policy per repository; no batch read exists
-        try:
-            found[resource.id] = r.call(
-                _LIFECYCLE, "ecr", region, "get_lifecycle_policy", repositoryName=resource.id
-            )
-        except ClientError as error:
-            if error.response["Error"]["Code"] not in (
-                "LifecyclePolicyNotFoundException",
-                "RepositoryNotFoundException",
-            ):
-                raise
-    return found
-
-
-@handler(_LIFECYCLE)(_fetch_lifecycle)
-def compare_lifecycle(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()("policy", state.get("policy"), live.get("lifecyclePolicyText"), as_json).diffs
-
-
-# IAM (global) -------------------------------------------------------------------------
-
-_ROLE = "aws:iam/role:Role"
-_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
-_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
-
-
-def _authorization(type_: str) -> Fetch:
-    def fetch(r: Reader, region: str, _: Sequence[StateResource]) -> dict[str, Live]:
-        roles = r.items(
-            type_,
-            "iam",
-            region,
-            "get_account_authorization_details",
-            "RoleDetailList",
-            Filter=["Role"],
-        )
-        if type_ == _ROLE:
-            return by("RoleName", roles)
-        if type_ == _ROLE_POLICY:
-            return {
-                f"{role['RoleName']}:{policy['PolicyName']}": policy
-                for role in roles
-                for policy in role.get("RolePolicyList", [])
-            }
-        return {
-            f"{role['RoleName']}|{policy['PolicyArn']}": policy
-            for role in roles
-            for policy in role.get("AttachedManagedPolicies", [])
-        }
-
-    return fetch
-
-
-@handler(_ROLE, global_region="us-east-1")(_authorization(_ROLE))
-def compare_role(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()(
-        "assumeRolePolicy",
-        state.get("assumeRolePolicy"),
-        live.get("AssumeRolePolicyDocument"),
-        as_policy,
-    ).diffs
-
-
-@handler(_ROLE_POLICY, global_region="us-east-1")(_authorization(_ROLE_POLICY))
-def compare_role_policy(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()("policy", state.get("policy"), live.get("PolicyDocument"), as_policy).diffs
-
-
-@handler(_ATTACHMENT, global_region="us-east-1")(_authorization(_ATTACHMENT))
-def compare_attachment(state: StateResource, live: Live) -> list[Diff]:
-    return []
-
-
-# Logs, Secrets Manager, CloudWatch, EventBridge, Lambda -------------------------------
-
-_LOG_GROUP = "aws:cloudwatch/logGroup:LogGroup"
-
-
-@handler(_LOG_GROUP)(
-    lambda r, region, _: by(
-        "logGroupName", r.items(_LOG_GROUP, "logs", region, "describe_log_groups", "logGroups")
-    )
-)
-def compare_log_group(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()(
-        "retentionInDays", state.get("retentionInDays"), live.get("retentionInDays")
-    ).diffs
-
-
-_SECRETS_MANAGER = "aws:secretsmanager/secret:Secret"
-
-
-@handler(_SECRETS_MANAGER)(
-    lambda r, region, _: by(
-        "ARN", r.items(_SECRETS_MANAGER, "secretsmanager", region, "list_secrets", "SecretList")
-    )
-)
-def compare_secret(state: StateResource, live: Live) -> list[Diff]:
-    # Metadata only: the value is never read.
-    return (
-        Compare()("name", state.get("name"), live.get("Name"))(
-            "description", state.get("description"), live.get("Description")
-        )
-    ).diffs
-
-
-_ALARM = "aws:cloudwatch/metricAlarm:MetricAlarm"
-_COMPOSITE = "aws:cloudwatch/compositeAlarm:CompositeAlarm"
-
-
-def _alarms_in_scope(live: dict[str, Live], scope: Scope, known: set[str]) -> list[tuple[str, str]]:
-    def dimensions(alarm: Live) -> set[str]:
-        values = {d.get("Value") for d in alarm.get("Dimensions", [])}
-        for query in alarm.get("Metrics", []):
-            values |= {
-                d.get("Value")
-                for d in ((query.get("MetricStat") or {}).get("Metric") or {}).get("Dimensions", [])
-            }
-        return {v for v in values if v}
-
-    return [
-        (name, f"alarm on {', '.join(sorted(dimensions(alarm) & scope.alarm_dimension_values))}")
-        for name, alarm in live.items()
-        if name not in known and dimensions(alarm) & scope.alarm_dimension_values
-    ]
-
-
-@handler(_ALARM, unmanaged=_alarms_in_scope)(
-    lambda r, region, _: by(
-        "AlarmName",
-        r.items(
-            _ALARM,
-            "cloudwatch",
-            region,
-            "describe_alarms",
-            "MetricAlarms",
-            AlarmTypes=["MetricAlarm"],
-        ),
-    )
-)
-def compare_alarm(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()("threshold", state.get("threshold"), live.get("Threshold"), float)(
-            "comparisonOperator", state.get("comparisonOperator"), live.get("ComparisonOperator")
-        )("evaluationPeriods", state.get("evaluationPeriods"), live.get("EvaluationPeriods"), int)(
-            "alarmActions",
-            state.get("alarmActions"),
-            live.get("AlarmActions"),
-            lambda v: sorted(v or []),
-        )
-    ).diffs
-
-
-@handler(_COMPOSITE)(
-    lambda r, region, _: by(
-        "AlarmName",
-        r.items(
-            _COMPOSITE,
-            "cloudwatch",
-            region,
-            "describe_alarms",
-            "CompositeAlarms",
-            AlarmTypes=["CompositeAlarm"],
-        ),
-    )
-)
-def compare_composite(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()("alarmRule", state.get("alarmRule"), live.get("AlarmRule")).diffs
-
-
-_RULE_EVENTS = "aws:cloudwatch/eventRule:EventRule"
-
-
-@handler(_RULE_EVENTS)(
-    lambda r, region, _: by("Name", r.items(_RULE_EVENTS, "events", region, "list_rules", "Rules"))
-)
-def compare_event_rule(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()("eventPattern", state.get("eventPattern"), live.get("EventPattern"), as_json)(
-            "scheduleExpression", state.get("scheduleExpression"), live.get("ScheduleExpression")
-        )
-    ).diffs
-
-
-_FUNCTION = "aws:lambda/function:Function"
-
-
-@handler(_FUNCTION)(
-    lambda r, region, _: by(
-        "FunctionName", r.items(_FUNCTION, "lambda", region, "list_functions", "Functions")
-    )
-)
-def compare_function(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()(
-            "sourceCodeHash",
-            state.get("sourceCodeHash") or state.get("codeSha256"),
-            live.get("CodeSha256"),
-        )("runtime", state.get("runtime"), live.get("Runtime"))(
-            "handler", state.get("handler"), live.get("Handler")
-        )("timeout", state.get("timeout"), live.get("Timeout"), int)(
-            "memorySize", state.get("memorySize"), live.get("MemorySize"), int
-        )("role", state.get("role"), live.get("Role"))
-    ).diffs
-
-
-# CloudFront (global) ------------------------------------------------------------------
-
-_DISTRIBUTION = "aws:cloudfront/distribution:Distribution"
-_CF_FUNCTION = "aws:cloudfront/function:Function"
-_KVS = "aws:cloudfront/keyValueStore:KeyValueStore"
-
-
-@handler(_DISTRIBUTION, global_region="us-east-1")(
-    lambda r, region, _: by(
-        "Id",
-        r.items(
-            _DISTRIBUTION, "cloudfront", region, "list_distributions", "DistributionList.Items"
-        ),
-    )
-)
-def compare_distribution(state: StateResource, live: Live) -> list[Diff]:
-    origins = state.get("origins")
-    return (
-        Compare()("enabled", state.get("enabled"), live.get("Enabled"))(
-            "origins",
-            None if origins == SECRET else sorted(o.get("originId") for o in origins or []),
-            sorted(o.get("Id") for o in (live.get("Origins") or {}).get("Items", [])),
-        )(
-            "defaultCacheBehavior.viewerProtocolPolicy",
-            (state.get("defaultCacheBehavior") or {}).get("viewerProtocolPolicy"),
-            (live.get("DefaultCacheBehavior") or {}).get("ViewerProtocolPolicy"),
-        )
-    ).diffs
-
-
-@handler(_CF_FUNCTION, global_region="us-east-1")(
-    lambda r, region, _: by(
-        "Name", r.items(_CF_FUNCTION, "cloudfront", region, "list_functions", "FunctionList.Items")
-    )
-)
-def compare_cloudfront_function(state: StateResource, live: Live) -> list[Diff]:
-    config = live.get("FunctionConfig") or {}
-    return Compare()("runtime", state.get("runtime"), config.get("Runtime")).diffs
-
-
-@handler(_KVS, global_region="us-east-1")(
-    lambda r, region, _: by(
-        "Name",
-        r.items(_KVS, "cloudfront", region, "list_key_value_stores", "KeyValueStoreList.Items"),
-    )
-)
-def compare_key_value_store(state: StateResource, live: Live) -> list[Diff]:
-    return Compare()("arn", state.get("arn"), live.get("ARN")).diffs
+def absent_on(codes: Iterable[str], read: Callable[[], Any]) -> Any:
+    """``read()``, or None when AWS answers one of ``codes`` (the thing is not there)."""
+    try:
+        return read()
+    except ClientError as error:
+        if error.response.get("Error", {}).get("Code") in set(codes):
+            return None
+        raise
+
+
+Refine = Callable[[StateResource, list[Diff], StackState], list[Diff]]
+REFINE: dict[str, Refine] = {}
+"""Per type, a second look at the diffs with the whole state at hand (a scaled
+service's desiredCount is judged against its scalable target)."""
 
 
 # --- the scan -------------------------------------------------------------------------
 
-_SCALABLE_TARGET = "aws:appautoscaling/target:Target"
-
-
-@handler(_SCALABLE_TARGET)(
-    lambda r, region, _: by(
-        "ResourceId",
-        r.items(
-            _SCALABLE_TARGET,
-            "application-autoscaling",
-            region,
-            "describe_scalable_targets",
-            "ScalableTargets",
-            ServiceNamespace="ecs",
-        ),
-    )
-)
-def compare_scalable_target(state: StateResource, live: Live) -> list[Diff]:
-    return (
-        Compare()("minCapacity", state.get("minCapacity"), live.get("MinCapacity"), int)(
-            "maxCapacity", state.get("maxCapacity"), live.get("MaxCapacity"), int
-        )
-    ).diffs
-
-
-def scaling_ranges(state: StackState) -> dict[str, tuple[int, int]]:
-    """``service/<cluster>/<service>`` -> the min and max its scalable target allows."""
-    return {
-        str(t.get("resourceId")): (int(t.get("minCapacity") or 0), int(t.get("maxCapacity") or 0))
-        for t in state.of_type(_SCALABLE_TARGET)
-        if t.get("serviceNamespace") == "ecs"
-    }
-
-
-def honour_scaling(
-    service: StateResource, diffs: list[Diff], ranges: dict[str, tuple[int, int]]
-) -> list[Diff]:
-    """A scaled service's desiredCount belongs to its scaler (the program ignores its
-    changes): a count within the target's min..max is not drift, one outside it is."""
-    key = f"service/{name_of(str(service.get('cluster') or ''))}/{service.get('name')}"
-    if key not in ranges:
-        return diffs
-    low, high = ranges[key]
-    kept = []
-    for diff in diffs:
-        if diff.attribute == "desiredCount":
-            if low <= int(diff.actual) <= high:
-                continue
-            diff = Diff("desiredCount", f"{low}..{high} (autoscaled)", diff.actual)
-        kept.append(diff)
-    return kept
-
-
-LIVE_ID_OF: dict[str, Callable[[StateResource], str]] = {
-    _ATTACHMENT: lambda r: f"{r.get('role')}|{r.get('policyArn')}",
-    _TASK: lambda r: str(r.get("arn") or r.id),
-    _ROLE_POLICY: lambda r: r.id if ":" in r.id else f"{r.get('role')}:{r.get('name')}",
-    _CF_FUNCTION: lambda r: str(r.get("name") or r.id),
-    _KVS: lambda r: str(r.get("name") or r.id),
-    _SCALABLE_TARGET: lambda r: str(r.get("resourceId") or r.id),
-}
-"""Where the live listing is keyed differently from the Pulumi id."""
+NOT_LIVE = ("pulumi:", "command:")
+"""Types that are no AWS resource: Pulumi's own, and the VPS steps the VPS scan reads."""
 
 
 def scan_aws(
     state: StackState, reader: Reader, regions: Sequence[str] | None = None
-) -> tuple[list[Finding], list[str]]:
-    """Findings for every AWS resource the handlers know, plus the unmanaged ones in the
-    stack's scope; and the types nothing reads."""
+) -> list[Finding]:
+    """A finding for every resource of the state (``unknown`` where no handler reads its
+    type), the unmanaged ones in the stack's scope, and whatever else carries the
+    stack's tags."""
+    import ops.drift.handlers  # noqa: F401 (registers the handlers)
+
     scope = Scope.of(state)
-    ranges = scaling_ranges(state)
     findings: list[Finding] = []
-    unchecked: list[str] = []
     groups: dict[tuple[str, str], list[StateResource]] = defaultdict(list)
     for resource in state.resources:
-        if not resource.type.startswith("aws:"):
+        if resource.type.startswith(NOT_LIVE):
             continue
         spec = HANDLERS.get(resource.type)
-        if spec is None:
-            unchecked.append(resource.type)
+        region = (spec and spec.global_region) or state.regions.get(resource.urn)
+        if spec and spec.region_of:
+            region = spec.region_of(resource)
+        if regions and region not in regions and not (spec and spec.global_region):
             continue
-        region = spec.global_region or state.regions.get(resource.urn)
-        if region is None or (regions and not spec.global_region and region not in regions):
+        if spec is None or region is None:
+            findings.append(
+                Finding(
+                    "unknown",
+                    resource.type,
+                    resource.id,
+                    urn=resource.urn,
+                    region=region,
+                    error="not checked: no drift handler reads this type"
+                    if spec is None
+                    else "not checked: the state names no region for it",
+                )
+            )
             continue
         groups[(resource.type, region)].append(resource)
     for (type_, region), resources in sorted(groups.items()):
-        spec = HANDLERS[type_]
+        findings += _scan_type(HANDLERS[type_], region, resources, reader, scope, state)
+    findings += scan_tagged(state, reader, scope, findings, regions)
+    return findings
+
+
+def _scan_type(
+    spec: Handler,
+    region: str,
+    resources: list[StateResource],
+    reader: Reader,
+    scope: Scope,
+    state: StackState,
+) -> list[Finding]:
+    try:
+        live = spec.fetch(reader, region, resources)
+    except (ClientError, BotoCoreError) as error:
+        return [
+            Finding(
+                "unknown",
+                spec.type,
+                r.id,
+                urn=r.urn,
+                region=region,
+                error=f"could not read: {error}",
+            )
+            for r in resources
+        ]
+    findings: list[Finding] = []
+    known = set()
+    for resource in resources:
+        live_id = spec.live_id(resource)
+        known.add(live_id)
+        record = live.get(live_id)
+        if record is None:
+            findings.append(
+                Finding("missing", spec.type, resource.id, urn=resource.urn, region=region)
+            )
+            continue
+        diffs = spec.compare(resource, record) if spec.compare else []
+        if refine := REFINE.get(spec.type):
+            diffs = refine(resource, diffs, state)
+        findings.append(
+            Finding(
+                "changed" if diffs else "ok",
+                spec.type,
+                resource.id,
+                urn=resource.urn,
+                region=region,
+                diffs=diffs,
+                compared=spec.compare is not None,
+            )
+        )
+    if spec.unmanaged is not None:
+        findings += [
+            Finding("unmanaged", spec.type, live_id, region=region, detail=detail)
+            for live_id, detail in spec.unmanaged(live, scope, known)
+        ]
+    return findings
+
+
+# --- whatever else carries the stack's tags -------------------------------------------
+
+TAGGED = "tagged"
+"""The call-count key of the Resource Groups Tagging API scan."""
+
+
+def arn_names(arn: str) -> set[str]:
+    """The names an ARN may go by in a state: the ARN, its resource part, and each
+    path suffix of it (``service/cluster/name`` -> ``cluster/name``, ``name``)."""
+    arn = arn.removesuffix(":*")
+    resource = arn.split(":", 5)[-1] if arn.count(":") >= 5 else arn
+    names = {arn, resource, resource.rsplit(":", 1)[-1]}
+    parts = resource.split("/")
+    names |= {"/".join(parts[i:]) for i in range(len(parts))}
+    return {n for n in names if n}
+
+
+OWNED_BY_PARENT = re.compile(r"^arn:[^:]+:ecs:[^:]*:[^:]*:(task/|task-definition/)")
+"""ECS tasks (run by the stack's services) and earlier revisions of its task
+definitions (Pulumi deregisters them; their tags stay) belong to a managed parent."""
+
+
+def _owned(arn: str, scope: Scope) -> bool:
+    if not OWNED_BY_PARENT.match(arn):
+        return False
+    resource = arn.split(":", 5)[-1]
+    kind, _, rest = resource.partition("/")
+    if kind == "task":
+        cluster = rest.split("/", 1)[0]
+        return any(name_of(c) == cluster for c in scope.cluster_arns)
+    family = rest.split(":", 1)[0]
+    return any(
+        i.split(":", 5)[-1].startswith(f"task-definition/{family}:") or i == family
+        for i in scope.identifiers
+    )
+
+
+def scan_tagged(
+    state: StackState,
+    reader: Reader,
+    scope: Scope,
+    findings: list[Finding],
+    regions: Sequence[str] | None = None,
+) -> list[Finding]:
+    """One Resource Groups Tagging API scan per region and provider: every live
+    resource carrying a provider's default tags that the state does not hold (and no
+    handler already reported) is ``unmanaged``, whatever its type."""
+    reported = {f.id for f in findings if f.status == "unmanaged"}
+    found: list[Finding] = []
+    for region, stack_tags in sorted(state.tag_scopes):
+        if regions and region not in regions and region != "us-east-1":
+            continue
+        filters = [{"Key": key, "Values": [value]} for key, value in sorted(stack_tags)]
         try:
-            live = spec.fetch(reader, region, resources)
+            items = reader.items(
+                TAGGED,
+                "resourcegroupstaggingapi",
+                region,
+                "get_resources",
+                "ResourceTagMappingList",
+                TagFilters=filters,
+            )
         except (ClientError, BotoCoreError) as error:
-            findings += [
+            found.append(
                 Finding(
                     "unknown",
-                    type_,
-                    r.id,
-                    urn=r.urn,
+                    TAGGED,
+                    region,
                     region=region,
-                    error=f"could not read: {error}",
+                    error=f"could not list the resources tagged for the stack: {error}",
                 )
-                for r in resources
-            ]
-            continue
-        known = set()
-        for resource in resources:
-            live_id = LIVE_ID_OF.get(type_, lambda r: r.id)(resource)
-            known.add(live_id)
-            record = live.get(live_id)
-            if record is None:
-                findings.append(
-                    Finding("missing", type_, resource.id, urn=resource.urn, region=region)
-                )
-                continue
-            diffs = spec.compare(resource, record)
-            if type_ == _SERVICE:
-                diffs = honour_scaling(resource, diffs, ranges)
-            status = "changed" if diffs else "ok"
-            findings.append(
-                Finding(status, type_, resource.id, urn=resource.urn, region=region, diffs=diffs)
             )
-        if spec.unmanaged is not None:
-            findings += [
-                Finding("unmanaged", type_, live_id, region=region, detail=detail)
-                for live_id, detail in spec.unmanaged(live, scope, known)
-            ]
-    return findings, unchecked
+            continue
+        for item in items:
+            arn = str(item.get("ResourceARN", ""))
+            names = arn_names(arn)
+            if names & (scope.identifiers | reported) or _owned(arn, scope):
+                continue
+            reported.add(arn)
+            kind = ":".join([*arn.split(":")[2:3], arn.split(":", 5)[-1].split("/")[0]])
+            found.append(
+                Finding(
+                    "unmanaged",
+                    f"tagged:{kind}",
+                    arn,
+                    region=region,
+                    detail=f"carries the stack's tags ({', '.join(k for k, _ in stack_tags)}) "
+                    "but is not in the state",
+                )
+            )
+    return found

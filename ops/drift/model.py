@@ -33,6 +33,8 @@ class Finding:
     """Why the resource is ``unknown``."""
     detail: str | None = None
     """What an ``unmanaged`` resource is."""
+    compared: bool = True
+    """False for an ``ok`` of a type checked for presence only."""
 
     @property
     def key(self) -> str:
@@ -45,11 +47,14 @@ class Report:
 
     stack: str
     findings: list[Finding]
-    unchecked: list[str] = field(default_factory=list)
-    """Types in the state that no handler reads (counted, not judged)."""
 
     def of(self, status: Status) -> list[Finding]:
         return [f for f in self.findings if f.status == status]
+
+    @property
+    def present_only(self) -> list[Finding]:
+        """Resources found live whose attributes no handler compares."""
+        return [f for f in self.findings if f.status == "ok" and not f.compared]
 
     @property
     def managed(self) -> int:
@@ -71,8 +76,9 @@ class Report:
         return any(f.status == "unknown" for f in self.findings)
 
     def exit_code(self) -> int:
-        """0 clean, 2 drift, 1 error (a scan that could not read everything is an
-        error even when it also found drift: its ``ok`` cannot be trusted)."""
+        """0 clean, 2 drift, 1 error (a scan that could not read or check everything,
+        a type without handler included, is an error even when it also found drift: its
+        ``ok`` cannot be trusted; the ignore file may accept what cannot be checked)."""
         if self.errored:
             return 1
         return 2 if self.drifted else 0

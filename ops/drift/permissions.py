@@ -16,34 +16,93 @@ from collections.abc import Iterable
 from typing import Any
 
 DRIFT_ACTIONS = (
+    "acm:ListCertificates",
     "application-autoscaling:DescribeScalableTargets",
+    "application-autoscaling:DescribeScalingPolicies",
+    "cloudfront-keyvaluestore:ListKeys",
+    "cloudfront:GetFunction",
+    "cloudfront:ListDistributions",
     "cloudfront:ListFunctions",
     "cloudfront:ListKeyValueStores",
+    "cloudfront:ListResponseHeadersPolicies",
+    "cloudfront:ListVpcOrigins",
     "cloudwatch:DescribeAlarms",
+    "cloudwatch:ListDashboards",
+    "ec2:DescribeAddresses",
     "ec2:DescribeFlowLogs",
     "ec2:DescribeInternetGateways",
     "ec2:DescribeNatGateways",
     "ec2:DescribeRouteTables",
     "ec2:DescribeSecurityGroups",
     "ec2:DescribeSubnets",
+    "ec2:DescribeVpcEndpoints",
     "ec2:DescribeVpcs",
     "ecr:DescribeRepositories",
     "ecr:GetLifecyclePolicy",
+    "ecr:ListImages",
     "ecs:DescribeClusters",
     "ecs:DescribeServices",
     "ecs:ListClusters",
+    "ecs:ListServices",
     "ecs:ListTaskDefinitions",
     "elasticloadbalancing:DescribeListeners",
+    "elasticloadbalancing:DescribeLoadBalancerAttributes",
     "elasticloadbalancing:DescribeLoadBalancers",
     "elasticloadbalancing:DescribeRules",
     "elasticloadbalancing:DescribeTargetGroups",
     "events:ListRules",
+    "events:ListTargetsByRule",
     "iam:GetAccountAuthorizationDetails",
+    "kms:DescribeKey",
+    "kms:GetKeyPolicy",
+    "kms:GetKeyRotationStatus",
+    "kms:ListAliases",
+    "kms:ListKeys",
+    "lambda:GetPolicy",
     "lambda:ListFunctions",
+    "lambda:ListLayerVersions",
+    "logs:DescribeDeliveries",
+    "logs:DescribeDeliveryDestinations",
+    "logs:DescribeDeliverySources",
     "logs:DescribeLogGroups",
+    "route53:ListResourceRecordSets",
+    "s3:GetBucketOwnershipControls",
+    "s3:GetBucketPolicy",
+    "s3:GetBucketPublicAccessBlock",
+    "s3:GetEncryptionConfiguration",
+    "s3:GetLifecycleConfiguration",
+    "s3:ListAllMyBuckets",
+    "sns:GetTopicAttributes",
+    "sns:ListTopics",
+    "sqs:GetQueueAttributes",
+    "sqs:ListQueues",
+    "tag:GetResources",
+    "wafv2:GetWebACL",
+    "wafv2:ListLoggingConfigurations",
+    "wafv2:ListWebACLs",
 )
-"""What ``ops drift`` calls. These List/Describe actions take no resource ARN (Service
-Authorization Reference), so the statement's resource is ``*``."""
+"""What ``ops drift`` calls, as IAM actions. The statement's resource is ``*``: the List
+actions take no resource ARN, and the per-resource reads are of the stack's own
+resources, whose ARNs the role cannot know before the stack exists."""
+
+IAM_ACTION_OF = {
+    "s3:ListBuckets": "s3:ListAllMyBuckets",
+    "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
+    "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
+    "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+}
+"""API operations whose IAM action has another name (Service Authorization Reference,
+https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html)."""
+
+IAM_PREFIX_OF = {"monitoring": "cloudwatch", "tagging": "tag"}
+"""Signing names that are not the IAM prefix (CloudWatch, Resource Groups Tagging)."""
+
+
+def iam_action(signing_name: str, operation: str) -> str:
+    """The IAM action a call of ``operation`` needs."""
+    action = f"{IAM_PREFIX_OF.get(signing_name, signing_name)}:{operation}"
+    return IAM_ACTION_OF.get(action, action)
+
 
 SERVICES = {
     "acm": ("acm",),

@@ -29,7 +29,7 @@ def summary(report: Report) -> dict[str, Any]:
         "stack": report.stack,
         "counts": counts,
         "coverage": round(report.coverage, 4),
-        "unchecked_types": sorted(set(report.unchecked)),
+        "present_only": len(report.present_only),
         "exit_code": report.exit_code(),
     }
 
@@ -84,11 +84,7 @@ def render_table(report: Report, width: int = 160) -> str:
     console.print(
         ", ".join(f"{count} {status}" for status, count in counts.items())
         + f"; coverage {report.coverage:.1%}"
-        + (
-            f"; unchecked types: {', '.join(sorted(set(report.unchecked)))}"
-            if report.unchecked
-            else ""
-        )
+        + f"; {len(report.present_only)} of the ok present only (attributes not compared)"
     )
     return buffer.getvalue()
 
@@ -110,7 +106,7 @@ def render_markdown(report: Report) -> str:
         for finding in drifted:
             detail = _detail(finding).replace("|", "\\|")
             lines.append(f"| {finding.status} | `{finding.type}` | `{finding.id}` | {detail} |")
-    if report.unchecked:
-        unchecked = ", ".join(f"`{t}`" for t in sorted(set(report.unchecked)))
-        lines += ["", f"Not checked (no handler): {unchecked}"]
+    if present := report.present_only:
+        types = ", ".join(f"`{t}`" for t in sorted({f.type for f in present}))
+        lines += ["", f"Present, attributes not compared ({len(present)}): {types}"]
     return "\n".join(lines) + "\n"

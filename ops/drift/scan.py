@@ -55,9 +55,9 @@ def scan(
         )
     reader = Reader(clients or default_client_factory())
     with progress(f"reading AWS for {len(state.resources)} resources"):
-        findings, unchecked = scan_aws(state, reader, regions)
+        findings = scan_aws(state, reader, regions)
     if vps is not None and any(r.type.startswith("command:remote:") for r in state.resources):
         with progress("reading the VPS hosts over SSH"):
             findings += vps(state)
-    report = Report(stack=stack, findings=findings, unchecked=unchecked)
+    report = Report(stack=stack, findings=findings)
     return apply_ignore(report, list(ignore)), reader

@@ -69,6 +69,16 @@ class StackState:
     """The stack's outputs."""
     stack: str | None = None
     """The stack the export is of (from its URNs, ``urn:pulumi:<stack>::...``)."""
+    tag_scopes: frozenset[tuple[str, tuple[tuple[str, str], ...]]] = frozenset()
+    """(region, default tags) of each AWS provider: where the tag scan looks, for what."""
+
+    @property
+    def stack_tags(self) -> dict[str, str]:
+        """The default tags every provider of the stack shares."""
+        common: set[tuple[str, str]] | None = None
+        for _, tags in self.tag_scopes:
+            common = set(tags) if common is None else common & set(tags)
+        return dict(sorted(common or ()))
 
     def of_type(self, type_: str) -> list[StateResource]:
         return [r for r in self.resources if r.type == type_]
@@ -81,6 +91,7 @@ def parse_state(text: str, default_region: str | None = None) -> StackState:
     except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as error:
         raise StateError(f"not a `pulumi stack export` document: {error}") from None
     providers: dict[str, str] = {}
+    tag_scopes: set[tuple[str, tuple[tuple[str, str], ...]]] = set()
     resources: list[StateResource] = []
     stack_outputs: dict[str, Any] = {}
     stacks = {
@@ -94,9 +105,12 @@ def parse_state(text: str, default_region: str | None = None) -> StackState:
             stack_outputs = _opaque(item.get("outputs") or {})
             continue
         if type_.startswith("pulumi:providers:aws"):
-            region = (item.get("outputs") or item.get("inputs") or {}).get("region")
+            settings = item.get("outputs") or item.get("inputs") or {}
+            region = settings.get("region")
             if region:
                 providers[f"{item['urn']}::{item.get('id', '')}"] = region
+                if tags := _default_tags(settings.get("defaultTags")):
+                    tag_scopes.add((region, tags))
             continue
         if not item.get("custom") or type_.startswith("pulumi:"):
             continue
@@ -118,4 +132,24 @@ def parse_state(text: str, default_region: str | None = None) -> StackState:
         if region:
             regions[resource.urn] = region
     stack = stacks.pop() if len(stacks) == 1 else None
-    return StackState(resources=resources, regions=regions, outputs=stack_outputs, stack=stack)
+    return StackState(
+        resources=resources,
+        regions=regions,
+        outputs=stack_outputs,
+        stack=stack,
+        tag_scopes=frozenset(tag_scopes),
+    )
+
+
+def _default_tags(value: Any) -> tuple[tuple[str, str], ...]:
+    """A provider's ``defaultTags`` (a JSON string in the checkpoint, as Pulumi stores
+    provider settings, or already a mapping) as sorted pairs."""
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            return ()
+    tags = value.get("tags") if isinstance(value, dict) else None
+    if not isinstance(tags, dict):
+        return ()
+    return tuple(sorted((str(k), str(v)) for k, v in tags.items()))

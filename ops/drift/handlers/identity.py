@@ -1,0 +1,151 @@
+"""IAM roles, inline policies and attachments (one ``GetAccountAuthorizationDetails``
+answers all three, tags included), and KMS keys and aliases."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from ops.drift.aws import (
+    Compare,
+    Fetch,
+    Live,
+    Reader,
+    Scope,
+    as_policy,
+    by,
+    handler,
+    name_of,
+    tags,
+)
+from ops.drift.model import Diff
+from ops.drift.state import StateResource
+
+_ROLE = "aws:iam/role:Role"
+_ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
+_ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+_KEY = "aws:kms/key:Key"
+_ALIAS = "aws:kms/alias:Alias"
+
+
+def _authorization(type_: str) -> Fetch:
+    def fetch(r: Reader, region: str, _: Sequence[StateResource]) -> dict[str, Live]:
+        roles = r.items(
+            type_,
+            "iam",
+            region,
+            "get_account_authorization_details",
+            "RoleDetailList",
+            Filter=["Role"],
+        )
+        if type_ == _ROLE:
+            return by("RoleName", roles)
+        if type_ == _ROLE_POLICY:
+            return {
+                f"{role['RoleName']}:{policy['PolicyName']}": policy
+                for role in roles
+                for policy in role.get("RolePolicyList", [])
+            }
+        return {
+            f"{role['RoleName']}|{policy['PolicyArn']}": policy
+            for role in roles
+            for policy in role.get("AttachedManagedPolicies", [])
+        }
+
+    return fetch
+
+
+def _roles_tagged_for_the_stack(
+    live: dict[str, Live], scope: Scope, known: set[str]
+) -> list[tuple[str, str]]:
+    """Roles carrying every one of the stack's default tags that the state lacks (IAM
+    is global: the per-region tag scan does not see it)."""
+    if not scope.stack_tags:
+        return []
+    return [
+        (name, f"IAM role tagged for the stack ({role.get('Arn')})")
+        for name, role in live.items()
+        if name not in known and scope.stack_tags.items() <= tags(role.get("Tags")).items()
+    ]
+
+
+@handler(_ROLE, unmanaged=_roles_tagged_for_the_stack, global_region="us-east-1")(
+    _authorization(_ROLE)
+)
+def compare_role(state: StateResource, live: Live) -> list[Diff]:
+    return (
+        Compare()(
+            "assumeRolePolicy",
+            state.get("assumeRolePolicy"),
+            live.get("AssumeRolePolicyDocument"),
+            as_policy,
+        )(
+            "managedPolicyArns",
+            state.get("managedPolicyArns") or None,
+            [p.get("PolicyArn") for p in live.get("AttachedManagedPolicies", [])],
+            lambda v: sorted(v or []),
+        )(
+            "permissionsBoundary",
+            state.get("permissionsBoundary"),
+            (live.get("PermissionsBoundary") or {}).get("PermissionsBoundaryArn"),
+        )
+    ).diffs
+
+
+@handler(
+    _ROLE_POLICY,
+    global_region="us-east-1",
+    live_id=lambda r: r.id if ":" in r.id else f"{r.get('role')}:{r.get('name')}",
+)(_authorization(_ROLE_POLICY))
+def compare_role_policy(state: StateResource, live: Live) -> list[Diff]:
+    return Compare()("policy", state.get("policy"), live.get("PolicyDocument"), as_policy).diffs
+
+
+@handler(
+    _ATTACHMENT,
+    global_region="us-east-1",
+    live_id=lambda r: f"{name_of(str(r.get('role')))}|{r.get('policyArn')}",
+)(_authorization(_ATTACHMENT))
+def compare_attachment(state: StateResource, live: Live) -> list[Diff]:
+    # The key is the role and the policy: present is the whole check.
+    return Compare()("policyArn", state.get("policyArn"), live.get("PolicyArn")).diffs
+
+
+def _fetch_keys(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
+    listed = {k["KeyId"] for k in r.items(_KEY, "kms", region, "list_keys", "Keys")}
+    found: dict[str, Live] = {}
+    for resource in resources:
+        if resource.id not in listed:
+            continue
+        # No batch read of a key's state, rotation or policy exists: three calls per key
+        # of the state (a key's policy decides who may decrypt the alarms).
+        metadata = r.call(_KEY, "kms", region, "describe_key", KeyId=resource.id)["KeyMetadata"]
+        rotation = r.call(_KEY, "kms", region, "get_key_rotation_status", KeyId=resource.id)
+        policy = r.call(
+            _KEY, "kms", region, "get_key_policy", KeyId=resource.id, PolicyName="default"
+        )
+        found[resource.id] = {
+            **metadata,
+            "KeyRotationEnabled": rotation.get("KeyRotationEnabled"),
+            "Policy": policy.get("Policy"),
+        }
+    return found
+
+
+@handler(_KEY)(_fetch_keys)
+def compare_key(state: StateResource, live: Live) -> list[Diff]:
+    return (
+        Compare()("keyState", "Enabled", live.get("KeyState"))(
+            "enableKeyRotation", state.get("enableKeyRotation"), live.get("KeyRotationEnabled")
+        )("policy", state.get("policy"), live.get("Policy"), as_policy)(
+            "description", state.get("description"), live.get("Description") or ""
+        )
+    ).diffs
+
+
+@handler(_ALIAS, live_id=lambda r: str(r.get("name") or r.id))(
+    lambda r, region, _: by("AliasName", r.items(_ALIAS, "kms", region, "list_aliases", "Aliases"))
+)
+def compare_alias(state: StateResource, live: Live) -> list[Diff]:
+    return Compare()(
+        "targetKeyId", state.get("targetKeyId"), live.get("TargetKeyId"), lambda v: name_of(str(v))
+    ).diffs
