@@ -563,7 +563,12 @@ def _metric_alarm(d: Deployer, r: PlannedResource, i: dict, region: str) -> tupl
         else:
             args["Statistic"] = i["statistic"]
     d.clients("cloudwatch", region).put_metric_alarm(**args)
-    return i["name"], {"name": i["name"]}
+    # What the provider reads back into the state, defaults included.
+    return i["name"], {
+        "name": i["name"],
+        "actionsEnabled": args["ActionsEnabled"],
+        "insufficientDataActions": args["InsufficientDataActions"],
+    }
 
 
 def _event_rule(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:

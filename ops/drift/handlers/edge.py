@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.edge import HEALTH_KEY_PREFIX
-from ops.drift.aws import Compare, Live, Reader, as_json, by, handler, name_of
+from ops.drift.aws import Compare, Live, Reader, absent_on, as_json, by, handler, name_of
 from ops.drift.model import Diff
 from ops.drift.state import SECRET, StateResource
 
@@ -362,16 +362,21 @@ def _record_key(zone: str, name: str, type_: str, set_identifier: str | None) ->
 def _fetch_records(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
     found: dict[str, Live] = {}
     for zone in sorted({str(x.get("zoneId")) for x in resources if x.get("zoneId")}):
-        records = r.items(
-            _RECORD,
-            "route53",
-            region,
-            "list_resource_record_sets",
-            "ResourceRecordSets",
-            HostedZoneId=zone,
+        # A zone that is gone took its records with it: they are missing.
+        records = absent_on(
+            ["NoSuchHostedZone"],
+            lambda zone=zone: r.items(
+                _RECORD,
+                "route53",
+                region,
+                "list_resource_record_sets",
+                "ResourceRecordSets",
+                HostedZoneId=zone,
+            ),
         )
         found |= {
-            _record_key(zone, s["Name"], s["Type"], s.get("SetIdentifier")): s for s in records
+            _record_key(zone, s["Name"], s["Type"], s.get("SetIdentifier")): s
+            for s in records or []
         }
     return found
 

@@ -15,6 +15,7 @@ from ops.drift.aws import (
     by,
     handler,
     name_of,
+    presence,
     tags,
 )
 from ops.drift.model import Diff
@@ -100,14 +101,13 @@ def compare_role_policy(state: StateResource, live: Live) -> list[Diff]:
     return Compare()("policy", state.get("policy"), live.get("PolicyDocument"), as_policy).diffs
 
 
-@handler(
+presence(
     _ATTACHMENT,
+    _authorization(_ATTACHMENT),
     global_region="us-east-1",
     live_id=lambda r: f"{name_of(str(r.get('role')))}|{r.get('policyArn')}",
-)(_authorization(_ATTACHMENT))
-def compare_attachment(state: StateResource, live: Live) -> list[Diff]:
-    # The key is the role and the policy: present is the whole check.
-    return Compare()("policyArn", state.get("policyArn"), live.get("PolicyArn")).diffs
+    why="the role and the policy are its identity: present is the whole check",
+)
 
 
 def _fetch_keys(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
