@@ -93,7 +93,7 @@ def _perturb(value: Any) -> Any:
     raise AssertionError(f"cannot perturb {value!r}")
 
 
-STATE_PATHS: dict[tuple[str, str], tuple[str, ...]] = {
+STATE_PATHS: dict[tuple[str, str], tuple[str | int, ...]] = {
     ("docker:index/image:Image", "imageName.tag"): ("imageName",),
     ("aws:s3/bucketServerSideEncryptionConfiguration:"
      "BucketServerSideEncryptionConfiguration", "rules.sseAlgorithm"): (
@@ -170,6 +170,10 @@ def _waf_rules(value: Any) -> Any:
     return json.dumps(rules)
 
 
+def _swap(old: str, new: str) -> Callable[[str], str]:
+    return lambda document: document.replace(old, new)
+
+
 SPECIAL: dict[tuple[str, str], Callable[[Any], Any]] = {
     ("aws:wafv2/webAcl:WebAcl", "rules"): _waf_rules,
     ("aws:wafv2/webAcl:WebAcl", "defaultAction"): lambda _: {"block": {}},
@@ -186,12 +190,13 @@ SPECIAL: dict[tuple[str, str], Callable[[Any], Any]] = {
         {"cidrBlock": "10.250.0.0/16", "gatewayId": "igw-elsewhere"},
     ],
     ("aws:lb/listener:Listener", "port"): lambda port: int(port) + 1,
-    ("aws:iam/role:Role", "assumeRolePolicy"): lambda doc: doc.replace("sts:AssumeRole", "sts:TagSession"),
-    ("aws:iam/rolePolicy:RolePolicy", "policy"): lambda doc: doc.replace('"Effect": "Allow"', '"Effect": "Deny"'),
-    ("aws:kms/key:Key", "policy"): lambda doc: doc.replace('"Effect": "Allow"', '"Effect": "Deny"'),
-    ("aws:sqs/queuePolicy:QueuePolicy", "policy"): lambda doc: doc.replace('"Effect": "Allow"', '"Effect": "Deny"'),
-    ("aws:s3/bucketPolicy:BucketPolicy", "policy"): lambda doc: doc.replace('"Effect": "Deny"', '"Effect": "Allow"'),
-    ("aws:ecr/lifecyclePolicy:LifecyclePolicy", "policy"): lambda doc: doc.replace("imageCountMoreThan", "sinceImagePushed"),
+    ("aws:iam/role:Role", "assumeRolePolicy"): _swap("sts:AssumeRole", "sts:TagSession"),
+    ("aws:iam/rolePolicy:RolePolicy", "policy"): _swap('"Effect": "Allow"', '"Effect": "Deny"'),
+    ("aws:kms/key:Key", "policy"): _swap('"Effect": "Allow"', '"Effect": "Deny"'),
+    ("aws:sqs/queuePolicy:QueuePolicy", "policy"): _swap('"Effect": "Allow"', '"Effect": "Deny"'),
+    ("aws:s3/bucketPolicy:BucketPolicy", "policy"): _swap('"Effect": "Deny"', '"Effect": "Allow"'),
+    ("aws:ecr/lifecyclePolicy:LifecyclePolicy", "policy"): _swap(
+        "imageCountMoreThan", "sinceImagePushed"),
     ("aws:ecs/cluster:Cluster", "settings"): lambda s: [{**s[0], "value": "disabled"}, *s[1:]],
     ("aws:cloudwatch/eventRule:EventRule", "eventPattern"): lambda p: json.dumps(
         {**json.loads(p), "account": ["000000000000"]}
@@ -350,7 +355,7 @@ def _key_rotation(world: World) -> Callable[[], None]:
 def _certificate_revoked(world: World) -> Callable[[], None]:
     """A validated certificate no longer issued: moto's certificate objects are in this
     process (ThreadedMotoServer), so the status is set where ACM keeps it."""
-    from moto.acm.models import acm_backends  # noqa: PLC0415
+    from moto.acm.models import acm_backends
 
     validation = _resource(world, "aws:acm/certificateValidation:CertificateValidation")
     arn = validation["outputs"]["certificateArn"]
