@@ -95,24 +95,23 @@ def _fetch_services(r: Reader, region: str, resources: Sequence[StateResource]) 
     clusters = sorted({str(resource.get("cluster")) for resource in resources})
     found: dict[str, Live] = {}
     for cluster in clusters:
-        # One list per cluster names every service in it (the unmanaged ones too); only
-        # the state's are described, ten at a time.
+        # One list per cluster names every service in it, the unmanaged ones too; all
+        # are described ten at a time (a service being deleted is listed while it
+        # drains: its status tells it apart).
         listed = r.items(_SERVICE, "ecs", region, "list_services", "serviceArns", cluster=cluster)
-        found |= {
-            arn: {"serviceArn": arn, "clusterArn": cluster, "listedOnly": True} for arn in listed
-        }
-        ours = [str(x.id) for x in resources if str(x.get("cluster")) == cluster and x.id in listed]
-        for start in range(0, len(ours), 10):
+        for start in range(0, len(listed), 10):
             described = r.call(
                 _SERVICE,
                 "ecs",
                 region,
                 "describe_services",
                 cluster=cluster,
-                services=ours[start : start + 10],
+                services=listed[start : start + 10],
             )
             found |= {
-                s["serviceArn"]: s for s in described["services"] if s.get("status") != "INACTIVE"
+                s["serviceArn"]: s
+                for s in described["services"]
+                if s.get("status") not in ("INACTIVE", "DRAINING")
             }
     return found
 
