@@ -35,7 +35,10 @@ def test_a_clean_stack_has_no_findings_and_exits_0(world: World) -> None:
     assert report.coverage == 1.0
     assert len(report.findings) > 120
     # Every resource has a handler; the one type checked for presence only says so.
-    assert {f.type for f in report.present_only} == {"aws:cloudwatch/dashboard:Dashboard"}
+    assert {f.type for f in report.present_only} == {
+        "aws:cloudwatch/dashboard:Dashboard",
+        "aws:iam/rolePolicyAttachment:RolePolicyAttachment",
+    }
     assert {f.status for f in report.findings} == {"ok"}
 
 
