@@ -299,12 +299,15 @@ def handler(
     unmanaged: Unmanaged | None = None,
     global_region: str | None = None,
     live_id: LiveId = _own_id,
+    region_of: Callable[[StateResource], str | None] | None = None,
 ) -> Callable[[Fetch], Callable[[CompareFn], CompareFn]]:
     """Register ``fetch`` then ``compare`` for a type (two stacked decorators)."""
 
     def with_fetch(fetch: Fetch) -> Callable[[CompareFn], CompareFn]:
         def with_compare(compare: CompareFn) -> CompareFn:
-            HANDLERS[type_] = Handler(type_, fetch, compare, unmanaged, global_region, live_id)
+            HANDLERS[type_] = Handler(
+                type_, fetch, compare, unmanaged, global_region, live_id, region_of=region_of
+            )
             return compare
 
         return with_compare

@@ -745,18 +745,6 @@ def _event_target(d: Deployer, r: PlannedResource, i: dict, region: str) -> tupl
     return f"{rule}-{r.name}", {"rule": rule, "targetId": r.name}
 
 
-def _composite(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
-    d.clients("cloudwatch", region).put_composite_alarm(
-        AlarmName=i["alarmName"],
-        AlarmRule=i["alarmRule"],
-        AlarmActions=i.get("alarmActions", []),
-        OKActions=i.get("okActions", []),
-        InsufficientDataActions=i.get("insufficientDataActions", []),
-        ActionsEnabled=i.get("actionsEnabled", True),
-    )
-    return i["alarmName"], {}
-
-
 def _dashboard(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
     d.clients("cloudwatch", region).put_dashboard(
         DashboardName=i["dashboardName"], DashboardBody=i["dashboardBody"]

@@ -4,7 +4,6 @@ policies."""
 
 from __future__ import annotations
 
-import dataclasses
 import re
 from collections import defaultdict
 from collections.abc import Sequence
@@ -12,7 +11,6 @@ from collections.abc import Sequence
 from botocore.exceptions import ClientError
 
 from ops.drift.aws import (
-    HANDLERS,
     REFINE,
     Compare,
     Live,
@@ -273,6 +271,7 @@ def _fetch_images(r: Reader, region: str, resources: Sequence[StateResource]) ->
 @handler(
     _IMAGE,
     live_id=lambda r: "@".join(p[1:]) if (p := _image_parts(r)) else f"{r.id} (not in ECR)",
+    region_of=lambda r: p[0] if (p := _image_parts(r)) else None,
 )(_fetch_images)
 def compare_image(state: StateResource, live: Live) -> list[Diff]:
     # The pushed tag still names the pushed digest (tags are immutable, so a moved tag
@@ -280,11 +279,6 @@ def compare_image(state: StateResource, live: Live) -> list[Diff]:
     tag = str(state.get("imageName") or "").rpartition(":")[2] or None
     tags = sorted(live.get("tags") or [])
     return Compare()("imageName.tag", tag, tag if tag in tags else tags).diffs
-
-
-HANDLERS[_IMAGE] = dataclasses.replace(
-    HANDLERS[_IMAGE], region_of=lambda r: p[0] if (p := _image_parts(r)) else None
-)
 
 
 @handler(_SCALABLE_TARGET, live_id=lambda r: str(r.get("resourceId") or r.id))(
