@@ -226,6 +226,16 @@ def tags(value: Any) -> dict[str, str]:
     }
 
 
+def unordered(value: Any) -> list[Any]:
+    """A list whose order AWS does not keep (subnets, groups, ARNs), for comparison."""
+    return sorted(value or [])
+
+
+def as_text(value: Any) -> str:
+    """A value as the APIs that answer in strings write it (``true``, ``60``)."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 def name_of(arn_or_name: str) -> str:
     return arn_or_name.rsplit("/", 1)[-1].rsplit(":", 1)[-1]
 

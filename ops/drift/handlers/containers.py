@@ -21,6 +21,7 @@ from ops.drift.aws import (
     by,
     handler,
     name_of,
+    unordered,
 )
 from ops.drift.model import Diff
 from ops.drift.state import StackState, StateResource
@@ -79,7 +80,7 @@ def compare_capacity(state: StateResource, live: Live) -> list[Diff]:
             "capacityProviders",
             state.get("capacityProviders"),
             live.get("capacityProviders"),
-            lambda v: sorted(v or []),
+            unordered,
         )(
             "defaultCapacityProviderStrategies",
             state.get("defaultCapacityProviderStrategies"),
@@ -141,12 +142,12 @@ def compare_service(state: StateResource, live: Live) -> list[Diff]:
             "networkConfiguration.securityGroups",
             expected_network.get("securityGroups"),
             network.get("securityGroups"),
-            lambda v: sorted(v or []),
+            unordered,
         )(
             "networkConfiguration.subnets",
             expected_network.get("subnets"),
             network.get("subnets"),
-            lambda v: sorted(v or []),
+            unordered,
         )
     ).diffs
 

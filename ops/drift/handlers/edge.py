@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from components.edge import HEALTH_KEY_PREFIX
-from ops.drift.aws import Compare, Live, Reader, absent_on, as_json, by, handler, name_of
+from ops.drift.aws import Compare, Live, Reader, absent_on, as_json, by, handler, name_of, unordered
 from ops.drift.model import Diff
 from ops.drift.state import SECRET, StateResource
 
@@ -76,7 +76,7 @@ def compare_distribution(state: StateResource, live: Live) -> list[Diff]:
             "aliases",
             state.get("aliases") or None,
             _items(live.get("Aliases")),
-            lambda v: sorted(v or []),
+            unordered,
         )(
             "viewerCertificate.minimumProtocolVersion",
             None
@@ -126,7 +126,7 @@ def compare_cloudfront_function(state: StateResource, live: Live) -> list[Diff]:
             "keyValueStoreAssociations",
             state.get("keyValueStoreAssociations"),
             [a.get("KeyValueStoreARN") for a in _items(config.get("KeyValueStoreAssociations"))],
-            lambda v: sorted(v or []),
+            unordered,
         )
     ).diffs
 

@@ -17,6 +17,7 @@ from ops.drift.aws import (
     name_of,
     presence,
     tags,
+    unordered,
 )
 from ops.drift.model import Diff
 from ops.drift.state import StateResource
@@ -83,7 +84,7 @@ def compare_role(state: StateResource, live: Live) -> list[Diff]:
             "managedPolicyArns",
             state.get("managedPolicyArns") or None,
             [p.get("PolicyArn") for p in live.get("AttachedManagedPolicies", [])],
-            lambda v: sorted(v or []),
+            unordered,
         )(
             "permissionsBoundary",
             state.get("permissionsBoundary"),

@@ -9,7 +9,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from ops.drift.aws import Compare, Live, Reader, Scope, by, handler, name_of
+from ops.drift.aws import Compare, Live, Reader, Scope, as_text, by, handler, name_of, unordered
 from ops.drift.model import Diff
 from ops.drift.state import SECRET, StateResource
 
@@ -29,10 +29,6 @@ ATTRIBUTES = {
 """The load balancer attributes drift compares: the security-relevant ones (ELB.6
 deletion protection, ELB.4 invalid headers, ELB.12 desync mode, ELB.5 access logs)
 and the two that change behaviour."""
-
-
-def _text(value: Any) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
 
 
 def _fetch_load_balancers(
@@ -62,15 +58,15 @@ def compare_load_balancer(state: StateResource, live: Live) -> list[Diff]:
         "securityGroups",
         state.get("securityGroups"),
         live.get("SecurityGroups"),
-        lambda v: sorted(v or []),
+        unordered,
     )(
         "subnets",
         state.get("subnets"),
         [z.get("SubnetId") for z in live.get("AvailabilityZones", [])],
-        lambda v: sorted(v or []),
+        unordered,
     )
     for key, attribute in ATTRIBUTES.items():
-        compare(key, state.get(key), attributes.get(attribute), _text)
+        compare(key, state.get(key), attributes.get(attribute), as_text)
     compare(
         "accessLogs",
         {

@@ -6,17 +6,24 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from ops.drift.aws import Compare, Fetch, Live, Reader, Scope, as_policy, by, handler, name_of
+from ops.drift.aws import (
+    Compare,
+    Fetch,
+    Live,
+    Reader,
+    Scope,
+    as_policy,
+    by,
+    handler,
+    name_of,
+    unordered,
+)
 from ops.drift.model import Diff
 from ops.drift.state import StateResource
 
 
 def _ec2(type_: str, operation: str, key: str, id_key: str) -> Fetch:
     return lambda r, region, _: by(id_key, r.items(type_, "ec2", region, operation, key))
-
-
-def _sorted(value: Any) -> list[Any]:
-    return sorted(value or [])
 
 
 def _in_vpcs(what: str, name_key: str) -> Any:
@@ -203,13 +210,13 @@ def compare_endpoint(state: StateResource, live: Live) -> list[Diff]:
             live.get("VpcEndpointType"),
             lambda v: str(v).lower(),
         )("privateDnsEnabled", state.get("privateDnsEnabled"), live.get("PrivateDnsEnabled"))(
-            "subnetIds", state.get("subnetIds"), live.get("SubnetIds"), _sorted
+            "subnetIds", state.get("subnetIds"), live.get("SubnetIds"), unordered
         )(
             "securityGroupIds",
             state.get("securityGroupIds"),
             [g.get("GroupId") for g in live.get("Groups", [])],
-            _sorted,
-        )("routeTableIds", state.get("routeTableIds"), live.get("RouteTableIds"), _sorted)(
+            unordered,
+        )("routeTableIds", state.get("routeTableIds"), live.get("RouteTableIds"), unordered)(
             "policy", state.get("policy"), live.get("PolicyDocument"), as_policy
         )
     ).diffs

@@ -16,6 +16,7 @@ from ops.drift.aws import (
     Scope,
     as_json,
     as_policy,
+    as_text,
     by,
     handler,
     name_of,
@@ -316,10 +317,6 @@ def _fetch_queues(type_: str) -> Fetch:
     return fetch
 
 
-def _text(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 @handler(_QUEUE, live_id=lambda r: str(r.get("url") or r.id))(_fetch_queues(_QUEUE))
 def compare_queue(state: StateResource, live: Live) -> list[Diff]:
     return (
@@ -327,12 +324,12 @@ def compare_queue(state: StateResource, live: Live) -> list[Diff]:
             "sqsManagedSseEnabled",
             state.get("sqsManagedSseEnabled"),
             live.get("SqsManagedSseEnabled"),
-            _text,
+            as_text,
         )("kmsMasterKeyId", state.get("kmsMasterKeyId"), live.get("KmsMasterKeyId"))(
             "messageRetentionSeconds",
             state.get("messageRetentionSeconds"),
             live.get("MessageRetentionPeriod"),
-            _text,
+            as_text,
         )
     ).diffs
 

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 
 from botocore.exceptions import ClientError
 
-from ops.drift.aws import Compare, Live, Reader, by, handler, name_of
+from ops.drift.aws import Compare, Live, Reader, by, handler, name_of, unordered
 from ops.drift.model import Diff
 from ops.drift.state import StateResource
 
@@ -41,7 +41,7 @@ def compare_function(state: StateResource, live: Live) -> list[Diff]:
             "layers",
             state.get("layers"),
             [layer.get("Arn") for layer in live.get("Layers") or []],
-            lambda v: sorted(v or []),
+            unordered,
         )
     ).diffs
 
@@ -68,7 +68,7 @@ def compare_layer(state: StateResource, live: Live) -> list[Diff]:
         "compatibleRuntimes",
         state.get("compatibleRuntimes"),
         live.get("CompatibleRuntimes"),
-        lambda v: sorted(v or []),
+        unordered,
     ).diffs
 
 
