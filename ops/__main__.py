@@ -60,6 +60,7 @@ def _drift(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ops.drift.ignore import generate_ignore, read_ignore
+    from ops.drift.refresh import RefreshError, run_refresh
     from ops.drift.render import render_json, render_markdown, render_table
     from ops.drift.scan import ExportError, export_state, scan
     from ops.drift.state import StateError
@@ -72,7 +73,15 @@ def _drift(args: argparse.Namespace) -> int:
             state_text = Path(args.state).read_text()
         else:
             state_text = export_state(args.stack)
-    except (OSError, ExportError) as error:
+        if args.refresh_json == "-" and args.state == "-":
+            raise ExportError("--state and --refresh-json cannot both read stdin")
+        if args.refresh_json == "-":
+            refresh_text: str | None = sys.stdin.read()
+        elif args.refresh_json:
+            refresh_text = Path(args.refresh_json).read_text()
+        else:
+            refresh_text = run_refresh(args.stack) if args.refresh else None
+    except (OSError, ExportError, RefreshError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     console = Console(stderr=True)
@@ -87,9 +96,10 @@ def _drift(args: argparse.Namespace) -> int:
             regions=args.region or None,
             vps=lambda state: scan_vps(state, connect, os.environ.get(DIGEST_KEY_ENV, "")),
             ignore=[] if args.generate_ignore else read_ignore(ignore_path),
+            refresh=refresh_text,
             progress=progress,
         )
-    except StateError as error:
+    except (StateError, RefreshError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
     if args.generate_ignore:
@@ -139,6 +149,18 @@ def main(argv: list[str] | None = None) -> int:
     drift.add_argument("--ignore", default=".driftignore", help="default .driftignore")
     drift.add_argument("--region", action="append", help="only these regions (repeatable)")
     drift.add_argument("--ssh-key", help="private key for the VPS hosts (vps stack)")
+    provider = drift.add_mutually_exclusive_group()
+    provider.add_argument(
+        "--refresh-json",
+        metavar="FILE",
+        help="fold in the providers' view: `pulumi refresh --preview-only --json` output "
+        "(a file, or - for stdin)",
+    )
+    provider.add_argument(
+        "--refresh",
+        action="store_true",
+        help="run `pulumi refresh --preview-only --json` (Pulumi CLI on PATH) and fold it in",
+    )
     drift.add_argument(
         "--generate-ignore", action="store_true", help="write the ignore file from the findings"
     )

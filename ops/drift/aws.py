@@ -360,6 +360,10 @@ service's desiredCount is judged against its scalable target)."""
 
 # --- the scan -------------------------------------------------------------------------
 
+NOT_CHECKED = "not checked: "
+"""How the error of an ``unknown`` the scan could not even try begins (a type without
+handler, a resource without region): what the provider's refresh may still read."""
+
 NOT_LIVE = ("pulumi:", "command:")
 """Types that are no AWS resource: Pulumi's own, and the VPS steps the VPS scan reads."""
 
@@ -392,9 +396,12 @@ def scan_aws(
                     resource.id,
                     urn=resource.urn,
                     region=region,
-                    error="not checked: no drift handler reads this type"
-                    if spec is None
-                    else "not checked: the state names no region for it",
+                    error=NOT_CHECKED
+                    + (
+                        "no drift handler reads this type"
+                        if spec is None
+                        else "the state names no region for it"
+                    ),
                 )
             )
             continue

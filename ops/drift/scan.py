@@ -10,6 +10,7 @@ from contextlib import AbstractContextManager, nullcontext
 from ops.drift.aws import ClientFactory, Reader, default_client_factory, scan_aws
 from ops.drift.ignore import Rule, apply_ignore
 from ops.drift.model import Finding, Report
+from ops.drift.refresh import fold, parse_refresh
 from ops.drift.state import StackState, StateError, parse_state
 
 VpsScanner = Callable[[StackState], list[Finding]]
@@ -43,11 +44,14 @@ def scan(
     regions: Sequence[str] | None = None,
     vps: VpsScanner | None = None,
     ignore: Sequence[Rule] = (),
+    refresh: str | None = None,
     progress: Callable[[str], AbstractContextManager[object]] = lambda _: nullcontext(),
 ) -> tuple[Report, Reader]:
     """Scan the stack; returns the report (ignore rules applied) and the reader with its
-    call counts."""
+    call counts. ``refresh``: a ``pulumi refresh --preview-only --json`` digest to fold in
+    (read before any AWS call, so a wrong file fails fast)."""
     state = parse_state(state_text, default_region=regions[0] if regions else None)
+    view = parse_refresh(refresh) if refresh is not None else None
     if state.stack is not None and state.stack.rsplit("/", 1)[-1] != stack.rsplit("/", 1)[-1]:
         raise StateError(
             f"the state is stack {state.stack!r}'s, not {stack!r}'s: export the stack you "
@@ -59,5 +63,7 @@ def scan(
     if vps is not None and any(r.type.startswith("command:remote:") for r in state.resources):
         with progress("reading the VPS hosts over SSH"):
             findings += vps(state)
+    if view is not None:
+        findings = fold(findings, view, state)
     report = Report(stack=stack, findings=findings)
     return apply_ignore(report, list(ignore)), reader

@@ -50,6 +50,8 @@ class StateResource:
     parent: str | None
     revealed_inputs: dict[str, Any] = field(default_factory=dict, repr=False, compare=False)
     """Inputs with secrets in plaintext where the export carries them (never printed)."""
+    ignore_changes: tuple[str, ...] = ()
+    """The program's ``ignoreChanges`` for it: property paths whose changes are not its."""
 
     def get(self, key: str, default: Any = None) -> Any:
         """An output, else the input of that name (outputs are what the provider read)."""
@@ -124,6 +126,7 @@ def parse_state(text: str, default_region: str | None = None) -> StackState:
                 provider=item.get("provider"),
                 parent=item.get("parent"),
                 revealed_inputs=_opaque(item.get("inputs") or {}, reveal=True),
+                ignore_changes=tuple(item.get("ignoreChanges") or ()),
             )
         )
     regions = {}

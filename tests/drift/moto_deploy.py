@@ -134,6 +134,11 @@ class Deployer:
                     "outputs": {**inputs, **outputs},
                     "parent": resource.parent,
                     "provider": resource.provider,
+                    **(
+                        {"ignoreChanges": list(resource.ignore_changes)}
+                        if resource.ignore_changes
+                        else {}
+                    ),
                 }
             )
         stack = {
