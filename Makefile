@@ -16,9 +16,12 @@ help:
 	@echo "make lambda-layer    the failover Lambda's layer, needed by pulumi up on sg"
 	@echo "make lint | typecheck | fmt | pytest | nodetest"
 
+# --compile-bytecode: these machines set PYTHONDONTWRITEBYTECODE=1, so without it every
+# process recompiles the pulumi_aws modules it imports (ops plan sg: ~13 s instead of ~5 s;
+# compiling once costs ~25 s). benchmarks/plan_speed.py --bytecode measures both.
 $(VENV_STAMP): pyproject.toml uv.lock
 	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet --disable-pip-version-check uv
-	$(UV) sync --locked
+	$(UV) sync --locked --compile-bytecode
 	@touch $@
 
 setup: $(VENV_STAMP)
@@ -45,13 +48,13 @@ system-deps:
 	  command -v apt-get >/dev/null || { echo "install these Debian packages for the tests:$$missing" >&2; exit 1; }; \
 	  echo "system-deps: installing$$missing from Debian's packages (the tests run them for real; see the Makefile)"; \
 	  sudo=""; [ "$$(id -u)" -eq 0 ] || sudo=sudo; \
-	  $$sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  $$sudo apt-get update -q && DEBIAN_FRONTEND=noninteractive $$sudo apt-get install -y --no-install-recommends $$missing; \
 	fi
 
 test: lint typecheck pytest nodetest
 
 pytest: $(VENV_STAMP) system-deps
-	$(RUN) pytest -q
+	$(RUN) pytest -q -n auto --dist loadfile
 
 # The CloudFront Function on Node's own test runner and on njs (no npm packages needed).
 nodetest: system-deps

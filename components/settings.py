@@ -22,6 +22,8 @@ class Settings(BaseModel):
         extra="forbid",
         frozen=True,
         strict=True,
+        # The docstring under each field is its description: docs/config.md is made of them.
+        use_attribute_docstrings=True,
     )
 
 

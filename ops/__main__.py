@@ -9,13 +9,14 @@ from contextlib import nullcontext
 from pathlib import Path
 
 from ops.layer import build_layer
-from ops.plan import plan_stack, render_json, render_text
+from ops.plan import plan_stack, render_json, render_text, save_outputs
 from ops.stackfiles import StackFileError
 from stacks.config import ConfigError
 
 
 def _plan(args: argparse.Namespace) -> int:
     plan = plan_stack(args.stack)
+    save_outputs(plan)  # for the plans whose StackReference reads this stack
     print(render_json(plan) if args.json else render_text(plan))
     return 0
 
@@ -111,6 +112,20 @@ def _drift(args: argparse.Namespace) -> int:
     return report.exit_code()
 
 
+def _config_doc(args: argparse.Namespace) -> int:
+    from ops.configdoc import DOC, render
+
+    text = render()
+    if args.check:
+        if DOC.is_file() and DOC.read_text() == text:
+            return 0
+        print(f"{DOC.name} is stale: run `python -m ops config-doc`", file=sys.stderr)
+        return 1
+    DOC.write_text(text)
+    print(f"wrote {DOC}")
+    return 0
+
+
 def _drift_policies(args: argparse.Namespace) -> int:
     from ops.drift.permissions import drift_policy, refresh_policy, render
 
@@ -140,6 +155,9 @@ def main(argv: list[str] | None = None) -> int:
         "--allow-stack-mismatch", action="store_true", help="compare plans of two stacks"
     )
     diff.set_defaults(handler=_diff)
+    doc = commands.add_parser("config-doc", help="write docs/config.md from the config models")
+    doc.add_argument("--check", action="store_true", help="exit 1 when docs/config.md is stale")
+    doc.set_defaults(handler=_config_doc)
     drift = commands.add_parser(
         "drift", help="compare a stack's state with live AWS and the VPS hosts"
     )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+import os
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -19,6 +21,63 @@ from ops.runtime import (
 from ops.stackfiles import StackFileError, read_project, read_stack_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+SOURCES = ("stacks", "components", "ops", "app")
+"""What a plan is made from, besides the stack files and the installed Pulumi packages."""
+OUTPUTS_CACHE = Path("build") / "plan-outputs"
+"""Where a stack's planned outputs are kept for the StackReferences of other plans."""
+
+
+def source_key(stack: str, root: Path = PROJECT_ROOT) -> str:
+    """A digest of everything a stack's plan depends on: the program's sources, the
+    project and stack files, and the Pulumi packages' versions. A change to any of them
+    is a new key, so a cached output is never stale."""
+    from importlib.metadata import version
+
+    digest = hashlib.sha256()
+    files = [root / "Pulumi.yaml", root / f"Pulumi.{stack}.yaml"]
+    for top in SOURCES:
+        files += sorted(
+            p for p in (root / top).rglob("*") if p.is_file() and "__pycache__" not in p.parts
+        )
+    for path in files:
+        digest.update(str(path.relative_to(root)).encode() + b"\0")
+        digest.update(path.read_bytes() if path.is_file() else b"(absent)")
+        digest.update(b"\0")
+    for package in ("pulumi", "pulumi-aws", "pulumi-docker", "pulumi-command"):
+        digest.update(f"{package}=={version(package)}\0".encode())
+    return digest.hexdigest()[:32]
+
+
+def _cache_path(stack: str, root: Path) -> Path:
+    return root / OUTPUTS_CACHE / f"{stack}-{source_key(stack, root)}.json"
+
+
+def save_outputs(plan: Plan, root: Path = PROJECT_ROOT) -> None:
+    """Keep ``plan``'s outputs for the plans that reference its stack (best effort: a
+    read-only checkout plans all the same, only slower)."""
+    path = _cache_path(plan.stack, root)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for old in path.parent.glob(f"{plan.stack}-*.json"):
+            old.unlink(missing_ok=True)
+        temporary = path.with_suffix(f".{os.getpid()}.tmp")
+        temporary.write_text(json.dumps(plan.outputs, sort_keys=True))
+        temporary.replace(path)
+    except OSError:
+        pass
+
+
+def planned_outputs(stack: str, root: Path = PROJECT_ROOT) -> Mapping[str, Any]:
+    """``stack``'s planned outputs: kept from its last plan of the same sources, else
+    planned now (and kept). ``ops plan sg`` then costs sg's own resources only."""
+    try:
+        return json.loads(_cache_path(stack, root).read_text())
+    except (OSError, ValueError):
+        pass
+    plan = plan_stack(stack, root)
+    save_outputs(plan, root)
+    return plan.outputs
 
 
 def plan_stack(stack: str, root: Path = PROJECT_ROOT) -> Plan:
@@ -65,7 +124,7 @@ def plan_config(
                 f"edge.fallbackStack {fallback!r} has no local "
                 f"Pulumi.{fallback}.yaml to plan it from"
             )
-        references[reference] = plan_stack(fallback, root).outputs
+        references[reference] = planned_outputs(fallback, root)
     plan = run_mocked(
         stacks.main,
         project=project,
