@@ -5,12 +5,14 @@ from __future__ import annotations
 import ipaddress
 import json
 from dataclasses import dataclass
-from typing import Literal, Required, TypedDict
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, field_validator, model_validator
 
 from components.iam import service_assume_role_policy
+from components.settings import Settings, retention
 from components.tagging import component_tags
 
 NatStrategy = Literal["none", "single", "per-az"]
@@ -97,26 +99,76 @@ def flow_log_policy(log_group_arn: str) -> str:
     )
 
 
-class NetworkArgs(TypedDict, total=False):
-    """Arguments of ``Network``."""
+def private_cidr(value: str, *, min_prefix: int, max_prefix: int) -> str:
+    """``value`` as a private IPv4 network of an allowed size, or a ValueError saying how
+    to write one."""
+    try:
+        network = ipaddress.IPv4Network(value, strict=True)
+    except ValueError as error:
+        raise ValueError(
+            f"{value!r} is not an IPv4 network ({error}); write it as a.b.c.d/n"
+        ) from None
+    if not network.is_private:
+        raise ValueError(
+            f"{value} is not a private range; use one inside 10.0.0.0/8, "
+            "172.16.0.0/12 or 192.168.0.0/16"
+        )
+    if not min_prefix <= network.prefixlen <= max_prefix:
+        raise ValueError(
+            f"{value} is a /{network.prefixlen}; choose a prefix from "
+            f"/{min_prefix} to /{max_prefix}"
+        )
+    return str(network)
 
-    cidr: Required[pulumi.Input[str]]
-    """VPC IPv4 range. Required."""
-    az_count: int
-    """Number of availability zones, 2 or 3. Default 3."""
-    private_subnet_prefix: int
-    """Prefix length of each private subnet. Default 20."""
-    public_subnet_prefix: int
-    """Prefix length of each public subnet. Default 24."""
-    nat: NatStrategy
-    """``none``, ``single`` or ``per-az``. Default ``single``."""
-    flow_log_retention_days: int
-    """Retention of the flow log group. Default 365."""
-    endpoints: list[str]
-    """VPC endpoint services (``s3``, ``ecr.api``, ``ecr.dkr``, ``logs``,
-    ``secretsmanager``). Default none."""
-    protect: bool
-    """Protect the stateful children (the flow log group) from deletion. Default False."""
+
+class NetworkSettings(Settings):
+    """``trading-infra:network``: the region's VPC."""
+
+    cidr: str
+    """VPC CIDR: private, /16 to /24, disjoint from every ``peerCidrs`` entry. Required."""
+    az_count: Annotated[int, Field(ge=2, le=3)] = 3
+    """Availability zones to spread subnets over, 2 or 3. Default 3."""
+    private_subnet_prefix: Annotated[int, Field(ge=17, le=28)] = 20
+    """Prefix length of each private (task) subnet. Default 20 (4,096 addresses)."""
+    public_subnet_prefix: Annotated[int, Field(ge=17, le=28)] = 24
+    """Prefix length of each public (NAT/ALB) subnet. Default 24."""
+    nat: NatStrategy = "single"
+    """NAT strategy: ``none`` (VPC endpoints only), ``single`` (one NAT gateway, cheaper,
+    one AZ's outage cuts egress) or ``per-az`` (one per AZ). Default ``single``."""
+    flow_log_retention_days: int = 365
+    """Retention of the VPC flow log group, a CloudWatch Logs value. Default 365."""
+    endpoints: list[Literal["ecr.api", "ecr.dkr", "s3", "logs", "secretsmanager"]] = Field(
+        default_factory=list
+    )
+    """VPC endpoints to create so tasks reach AWS APIs without NAT. Default none."""
+
+    @field_validator("cidr")
+    @classmethod
+    def _cidr_is_private(cls, value: str) -> str:
+        return private_cidr(value, min_prefix=16, max_prefix=24)
+
+    @field_validator("flow_log_retention_days")
+    @classmethod
+    def _retention_is_valid(cls, value: int) -> int:
+        return retention(value)
+
+    @field_validator("endpoints")
+    @classmethod
+    def _endpoints_unique(cls, values: list[str]) -> list[str]:
+        duplicates = sorted({value for value in values if values.count(value) > 1})
+        if duplicates:
+            raise ValueError(f"lists {', '.join(duplicates)} more than once; list each once")
+        return values
+
+    @model_validator(mode="after")
+    def _layout_fits(self) -> NetworkSettings:
+        try:
+            carve_subnets(
+                self.cidr, self.az_count, self.private_subnet_prefix, self.public_subnet_prefix
+            )
+        except SubnetCarvingError as error:
+            raise ValueError(str(error)) from None
+        return self
 
 
 class Network(pulumi.ComponentResource):
@@ -152,15 +204,20 @@ class Network(pulumi.ComponentResource):
     """The AZ names used, in order."""
 
     def __init__(
-        self, name: str, args: NetworkArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: NetworkSettings,
+        *,
+        protect: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``protect``: protect the stateful children (the flow log group) from deletion."""
         super().__init__("trading-infra:network:Network", name, {}, opts)
-        az_count = args.get("az_count", 3)
-        nat: NatStrategy = args.get("nat", "single")
-        endpoints = args.get("endpoints", [])
+        az_count, nat = settings.az_count, settings.nat
+        endpoints: list[str] = list(settings.endpoints)
         tags = component_tags("network")
         child = pulumi.ResourceOptions(parent=self)
-        stateful = pulumi.ResourceOptions(parent=self, protect=args.get("protect", False))
+        stateful = pulumi.ResourceOptions(parent=self, protect=protect)
 
         zones = aws.get_availability_zones(
             state="available", opts=pulumi.InvokeOptions(parent=self)
@@ -172,15 +229,12 @@ class Network(pulumi.ComponentResource):
             )
         self.availability_zones = list(zones.names[:az_count])
         layout = carve_subnets(
-            str(args["cidr"]),
-            az_count,
-            args.get("private_subnet_prefix", 20),
-            args.get("public_subnet_prefix", 24),
+            settings.cidr, az_count, settings.private_subnet_prefix, settings.public_subnet_prefix
         )
 
         self.vpc = aws.ec2.Vpc(
             f"{name}-vpc",
-            cidr_block=args["cidr"],
+            cidr_block=settings.cidr,
             enable_dns_support=True,
             enable_dns_hostnames=True,
             tags={**tags, "Name": f"{name}-vpc"},
@@ -283,7 +337,7 @@ class Network(pulumi.ComponentResource):
 
         self.flow_log_group = aws.cloudwatch.LogGroup(
             f"{name}-flow-logs",
-            retention_in_days=args.get("flow_log_retention_days", 365),
+            retention_in_days=settings.flow_log_retention_days,
             tags=tags,
             opts=stateful,
         )
@@ -321,7 +375,7 @@ class Network(pulumi.ComponentResource):
 
         self.endpoint_security_group = None
         if endpoints:
-            self._create_endpoints(name, endpoints, args["cidr"], tags)
+            self._create_endpoints(name, endpoints, settings.cidr, tags)
 
         self.register_outputs(
             {

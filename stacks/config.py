@@ -38,7 +38,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from components.log_bucket import AccessLogSettings
-from components.network import SubnetCarvingError, carve_subnets
+from components.network import NetworkSettings, private_cidr
 from components.settings import Settings, camel, retention
 from components.waf import WafSettings
 from stacks.countries import COMMON_MISTAKES, ISO_3166_ALPHA_2
@@ -78,74 +78,19 @@ class _Section(Settings):
     """Config object conventions (``components.settings.Settings``)."""
 
 
-def _private_cidr(value: str, *, min_prefix: int, max_prefix: int) -> str:
-    try:
-        network = ipaddress.IPv4Network(value, strict=True)
-    except ValueError as error:
-        raise ValueError(
-            f"{value!r} is not an IPv4 network ({error}); write it as a.b.c.d/n"
-        ) from None
-    if not network.is_private:
-        raise ValueError(
-            f"{value} is not a private range; use one inside 10.0.0.0/8, "
-            "172.16.0.0/12 or 192.168.0.0/16"
-        )
-    if not min_prefix <= network.prefixlen <= max_prefix:
-        raise ValueError(
-            f"{value} is a /{network.prefixlen}; choose a prefix from "
-            f"/{min_prefix} to /{max_prefix}"
-        )
-    return str(network)
-
-
-class NetworkConfig(_Section):
+class NetworkConfig(NetworkSettings, _Section):
     """``trading-infra:network``: the region's VPC."""
 
-    cidr: str
-    """VPC CIDR: private, /16 to /24, disjoint from every ``peerCidrs`` entry. Required."""
-    az_count: Annotated[int, Field(ge=2, le=3)] = 3
-    """Availability zones to spread subnets over, 2 or 3. Default 3."""
-    private_subnet_prefix: Annotated[int, Field(ge=17, le=28)] = 20
-    """Prefix length of each private (task) subnet. Default 20 (4,096 addresses)."""
-    public_subnet_prefix: Annotated[int, Field(ge=17, le=28)] = 24
-    """Prefix length of each public (NAT/ALB) subnet. Default 24."""
-    nat: Literal["none", "single", "per-az"] = "single"
-    """NAT strategy: ``none`` (VPC endpoints only), ``single`` (one NAT gateway, cheaper,
-    one AZ's outage cuts egress) or ``per-az`` (one per AZ). Default ``single``."""
-    flow_log_retention_days: int = 365
-    """Retention of the VPC flow log group, a CloudWatch Logs value. Default 365."""
-    endpoints: list[Literal["ecr.api", "ecr.dkr", "s3", "logs", "secretsmanager"]] = Field(
-        default_factory=list
-    )
-    """VPC endpoints to create so tasks reach AWS APIs without NAT. Default none."""
     peer_cidrs: list[str] = Field(default_factory=list)
     """The other regions' VPC CIDRs; this VPC must not overlap them (future peering)."""
-
-    @field_validator("cidr")
-    @classmethod
-    def _cidr_is_private(cls, value: str) -> str:
-        return _private_cidr(value, min_prefix=16, max_prefix=24)
 
     @field_validator("peer_cidrs")
     @classmethod
     def _peers_are_networks(cls, values: list[str]) -> list[str]:
-        return [_private_cidr(value, min_prefix=8, max_prefix=28) for value in values]
-
-    @field_validator("flow_log_retention_days")
-    @classmethod
-    def _retention_is_valid(cls, value: int) -> int:
-        return retention(value)
-
-    @field_validator("endpoints")
-    @classmethod
-    def _endpoints_unique(cls, values: list[str]) -> list[str]:
-        duplicates = sorted({value for value in values if values.count(value) > 1})
-        if duplicates:
-            raise ValueError(f"lists {', '.join(duplicates)} more than once; list each once")
-        return values
+        return [private_cidr(value, min_prefix=8, max_prefix=28) for value in values]
 
     @model_validator(mode="after")
-    def _layout_fits(self) -> NetworkConfig:
+    def _disjoint_from_peers(self) -> NetworkConfig:
         vpc = ipaddress.IPv4Network(self.cidr)
         for peer in self.peer_cidrs:
             if vpc.overlaps(ipaddress.IPv4Network(peer)):
@@ -153,12 +98,6 @@ class NetworkConfig(_Section):
                     f"cidr {self.cidr} overlaps peer network {peer}; choose a VPC range "
                     "disjoint from the other regions' so they can be peered"
                 )
-        try:
-            carve_subnets(
-                self.cidr, self.az_count, self.private_subnet_prefix, self.public_subnet_prefix
-            )
-        except SubnetCarvingError as error:
-            raise ValueError(str(error)) from None
         return self
 
 
@@ -1047,7 +986,7 @@ class FleetConfig(_Section):
     @field_validator("mesh_cidr")
     @classmethod
     def _mesh(cls, value: str) -> str:
-        return _private_cidr(value, min_prefix=24, max_prefix=24)
+        return private_cidr(value, min_prefix=24, max_prefix=24)
 
     @field_validator("drift_public_key")
     @classmethod

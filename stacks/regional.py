@@ -19,7 +19,7 @@ from components.failover import RegionFailover, RegionFailoverArgs, failover_bud
 from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.log_bucket import CloudFrontAccessLogs, LogBucket
 from components.monitoring import Monitoring, MonitoringArgs
-from components.network import Network, NetworkArgs
+from components.network import Network
 from components.registry import ContainerRegistry, ContainerRegistryArgs
 from components.service import (
     AutoscalingArgs,
@@ -48,21 +48,7 @@ def regional_provider(config: RegionalStackConfig) -> aws.Provider:
 
 
 def _network(config: RegionalStackConfig, opts: pulumi.ResourceOptions) -> Network:
-    net = config.network
-    return Network(
-        "network",
-        NetworkArgs(
-            cidr=net.cidr,
-            az_count=net.az_count,
-            private_subnet_prefix=net.private_subnet_prefix,
-            public_subnet_prefix=net.public_subnet_prefix,
-            nat=net.nat,
-            flow_log_retention_days=net.flow_log_retention_days,
-            endpoints=list(net.endpoints),
-            protect=config.production,
-        ),
-        opts=opts,
-    )
+    return Network("network", config.network, protect=config.production, opts=opts)
 
 
 def _registry(config: RegionalStackConfig, opts: pulumi.ResourceOptions) -> ContainerRegistry:

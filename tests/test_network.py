@@ -10,7 +10,7 @@ import pytest
 
 from components.network import (
     Network,
-    NetworkArgs,
+    NetworkSettings,
     SubnetCarvingError,
     carve_subnets,
     flow_log_policy,
@@ -22,8 +22,9 @@ ALL_ENDPOINTS = ["s3", "ecr.api", "ecr.dkr", "logs", "secretsmanager"]
 
 
 def network_plan(**overrides) -> Plan:
-    args = NetworkArgs(cidr="10.10.0.0/16", **overrides)
-    return run_component(lambda: Network("net", args) and None)
+    protect = overrides.pop("protect", False)
+    settings = NetworkSettings(cidr="10.10.0.0/16", **overrides)
+    return run_component(lambda: Network("net", settings, protect=protect) and None)
 
 
 # --- carve_subnets ------------------------------------------------------------------
