@@ -6,13 +6,15 @@ import hashlib
 import json
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Required, TypedDict
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
 import pulumi_docker as docker
 from docker.utils.build import exclude_paths
+from pydantic import Field, model_validator
 
+from components.settings import Settings
 from components.tagging import component_tags
 
 
@@ -100,36 +102,50 @@ def image_digest(
     return digest.hexdigest()
 
 
-class ImageBuildArgs(TypedDict, total=False):
-    """How ``ContainerRegistry`` builds its image."""
+class BuildSettings(Settings):
+    """``trading-infra:registry.build``: how to build the service image."""
 
-    context: Required[str]
-    """Build context directory. Required."""
-    dockerfile: str
+    context: str = "app"
+    """Build context directory, relative to the project root. Default ``app``."""
+    dockerfile: str = "Dockerfile"
     """Dockerfile path relative to the context. Default ``Dockerfile``."""
-    platform: str
-    """Target platform. Default ``linux/amd64``."""
-    args: Mapping[str, str]
-    """Build arguments. Default none."""
+    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
+    """Target platform; must match the Fargate runtime platform. Default ``linux/amd64``."""
 
 
-class ContainerRegistryArgs(TypedDict, total=False):
-    """Arguments of ``ContainerRegistry``. Exactly one of ``build`` and ``image_uri``."""
+class RegistrySettings(Settings):
+    """``trading-infra:registry``: the ECR repository and the image the service runs."""
 
-    repository_name: Required[str]
-    """ECR repository name. Required."""
-    build: ImageBuildArgs
-    """Build this context with pulumi-docker and push it to the repository."""
-    image_uri: str
-    """A prebuilt image pinned by digest, used as is."""
-    keep_last_images: int
+    repository_name: Annotated[
+        str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
+    ] = "trading-api"
+    """ECR repository name (lower case). Default ``trading-api``."""
+    build: BuildSettings | None = None
+    """Build the image from a context. Default: build ``app/`` when ``imageUri`` is unset."""
+    image_uri: Annotated[str, Field(pattern=r"^[^@\s]+@sha256:[0-9a-f]{64}$")] | None = None
+    """A prebuilt image pinned by digest (``repo@sha256:…``) instead of a build."""
+    keep_last_images: Annotated[int, Field(ge=1, le=1000)] = 30
     """Tagged images the lifecycle policy keeps. Default 30."""
-    untagged_expiry_days: int
-    """Days before untagged images expire. Default 7."""
-    kms_key_arn: str
-    """Customer-managed KMS key for the repository. Default AES-256 (AWS-owned key)."""
-    protect: bool
-    """Protect the repository from deletion. Default False."""
+    untagged_expiry_days: Annotated[int, Field(ge=1, le=365)] = 7
+    """Days after which untagged images expire. Default 7."""
+    kms_key_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:kms:")] | None = None
+    """Encrypt the repository with this customer-managed KMS key. Default AES-256."""
+
+    @model_validator(mode="after")
+    def _one_image_source(self) -> RegistrySettings:
+        if self.build is not None and self.image_uri is not None:
+            raise ValueError(
+                "build and imageUri are both set; keep build to build the image here, "
+                "or imageUri to run a prebuilt one"
+            )
+        return self
+
+    @property
+    def image_build(self) -> BuildSettings | None:
+        """The build to run, or None when a prebuilt image is configured."""
+        if self.image_uri is not None:
+            return None
+        return self.build or BuildSettings()
 
 
 class ContainerRegistry(pulumi.ComponentResource):
@@ -151,22 +167,24 @@ class ContainerRegistry(pulumi.ComponentResource):
     """The image to run, by digest."""
 
     def __init__(
-        self, name: str, args: ContainerRegistryArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: RegistrySettings,
+        *,
+        root: Path = Path(),
+        protect: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``root``: what the build context is relative to. ``protect``: protect the
+        repository from deletion."""
         super().__init__("trading-infra:registry:ContainerRegistry", name, {}, opts)
-        build, image_uri = args.get("build"), args.get("image_uri")
-        if (build is None) == (image_uri is None):
-            raise ValueError(
-                f"ContainerRegistry {name}: exactly one of `build` or `image_uri` must be given."
-            )
-        if image_uri is not None and "@sha256:" not in image_uri:
-            raise ValueError(f"ContainerRegistry {name}: image_uri must be pinned by digest.")
+        build = settings.image_build
         tags = component_tags("registry")
-        kms_key_arn = args.get("kms_key_arn")
+        kms_key_arn = settings.kms_key_arn
 
         self.repository = aws.ecr.Repository(
             f"{name}-repo",
-            name=args["repository_name"],
+            name=settings.repository_name,
             image_tag_mutability="IMMUTABLE",
             image_scanning_configuration=aws.ecr.RepositoryImageScanningConfigurationArgs(
                 scan_on_push=True
@@ -178,34 +196,31 @@ class ContainerRegistry(pulumi.ComponentResource):
                 )
             ],
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.get("protect", False)),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         aws.ecr.LifecyclePolicy(
             f"{name}-lifecycle",
             repository=self.repository.name,
-            policy=lifecycle_policy(
-                args.get("keep_last_images", 30), args.get("untagged_expiry_days", 7)
-            ),
+            policy=lifecycle_policy(settings.keep_last_images, settings.untagged_expiry_days),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self.repository_url = self.repository.repository_url
         self.repository_arn = self.repository.arn
 
         if build is not None:
-            self.image = self._build(name, build)
+            self.image = self._build(name, build, root)
             self.image_ref = self.image.repo_digest
         else:
             self.image = None
-            self.image_ref = pulumi.Output.from_input(str(image_uri))
+            self.image_ref = pulumi.Output.from_input(str(settings.image_uri))
 
         self.register_outputs({"repository_url": self.repository_url, "image_ref": self.image_ref})
 
-    def _build(self, name: str, build: ImageBuildArgs) -> docker.Image:
-        context = Path(build["context"])
-        dockerfile = context / build.get("dockerfile", "Dockerfile")
-        platform = build.get("platform", "linux/amd64")
-        args = dict(build.get("args", {}))
-        tag = image_digest(context, dockerfile, platform, args)[:16]
+    def _build(self, name: str, build: BuildSettings, root: Path) -> docker.Image:
+        context = root / build.context
+        dockerfile = context / build.dockerfile
+        platform = build.platform
+        tag = image_digest(context, dockerfile, platform)[:16]
         token = aws.ecr.get_authorization_token_output(
             registry_id=self.repository.registry_id,
             opts=pulumi.InvokeOutputOptions(parent=self),
@@ -217,7 +232,6 @@ class ContainerRegistry(pulumi.ComponentResource):
                 context=str(context),
                 dockerfile=str(dockerfile),
                 platform=platform,
-                args=args or None,
             ),
             registry=docker.RegistryArgs(
                 server=self.repository.repository_url,

@@ -39,6 +39,7 @@ from pydantic_core import ErrorDetails
 
 from components.log_bucket import AccessLogSettings
 from components.network import NetworkSettings, private_cidr
+from components.registry import BuildSettings, RegistrySettings
 from components.settings import Settings, camel, retention
 from components.waf import WafSettings
 from stacks.countries import COMMON_MISTAKES, ISO_3166_ALPHA_2
@@ -101,69 +102,27 @@ class NetworkConfig(NetworkSettings, _Section):
         return self
 
 
-class BuildConfig(_Section):
-    """``trading-infra:registry.build``: how to build the service image."""
-
-    context: str = "app"
-    """Build context directory, relative to the project root. Default ``app``."""
-    dockerfile: str = "Dockerfile"
-    """Dockerfile path relative to the context. Default ``Dockerfile``."""
-    platform: Literal["linux/amd64", "linux/arm64"] = "linux/amd64"
-    """Target platform; must match the Fargate runtime platform. Default ``linux/amd64``."""
-
-    @model_validator(mode="after")
-    def _paths_exist(self) -> BuildConfig:
-        context = PROJECT_ROOT / self.context
-        if not context.is_dir():
-            raise ValueError(
-                f"context {self.context!r} is not a directory under the project root; "
-                "point it at the folder holding the Dockerfile"
-            )
-        if not (context / self.dockerfile).is_file():
-            raise ValueError(
-                f"dockerfile {self.dockerfile!r} does not exist in {self.context!r}; "
-                "give its path relative to the context"
-            )
-        return self
-
-    @property
-    def context_path(self) -> Path:
-        return PROJECT_ROOT / self.context
-
-
-class RegistryConfig(_Section):
+class RegistryConfig(RegistrySettings, _Section):
     """``trading-infra:registry``: the ECR repository and the image the service runs."""
 
-    repository_name: Annotated[
-        str, Field(pattern=r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*$")
-    ] = "trading-api"
-    """ECR repository name (lower case). Default ``trading-api``."""
-    build: BuildConfig | None = None
-    """Build the image from a context. Default: build ``app/`` when ``imageUri`` is unset."""
-    image_uri: Annotated[str, Field(pattern=r"^[^@\s]+@sha256:[0-9a-f]{64}$")] | None = None
-    """A prebuilt image pinned by digest (``repo@sha256:…``) instead of a build."""
-    keep_last_images: Annotated[int, Field(ge=1, le=1000)] = 30
-    """Tagged images the lifecycle policy keeps. Default 30."""
-    untagged_expiry_days: Annotated[int, Field(ge=1, le=365)] = 7
-    """Days after which untagged images expire. Default 7."""
-    kms_key_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:kms:")] | None = None
-    """Encrypt the repository with this customer-managed KMS key. Default AES-256."""
-
-    @model_validator(mode="after")
-    def _one_image_source(self) -> RegistryConfig:
-        if self.build is not None and self.image_uri is not None:
-            raise ValueError(
-                "build and imageUri are both set; keep build to build the image here, "
-                "or imageUri to run a prebuilt one"
-            )
-        return self
-
-    @property
-    def image_build(self) -> BuildConfig | None:
-        """The build to run, or None when a prebuilt image is configured."""
-        if self.image_uri is not None:
+    @field_validator("build")
+    @classmethod
+    def _paths_exist(cls, build: BuildSettings | None) -> BuildSettings | None:
+        """The build context is read from this checkout: it must be there."""
+        if build is None:
             return None
-        return self.build or BuildConfig()
+        context = PROJECT_ROOT / build.context
+        if not context.is_dir():
+            raise ValueError(
+                f"context {build.context!r} is not a directory under the project root; "
+                "point it at the folder holding the Dockerfile"
+            )
+        if not (context / build.dockerfile).is_file():
+            raise ValueError(
+                f"dockerfile {build.dockerfile!r} does not exist in {build.context!r}; "
+                "give its path relative to the context"
+            )
+        return build
 
 
 FARGATE_MEMORY_MIB: dict[int, tuple[int, ...]] = {

@@ -20,7 +20,7 @@ from components.load_balancer import LoadBalancer, LoadBalancerArgs
 from components.log_bucket import CloudFrontAccessLogs, LogBucket
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network
-from components.registry import ContainerRegistry, ContainerRegistryArgs
+from components.registry import ContainerRegistry
 from components.service import (
     AutoscalingArgs,
     DeploymentArgs,
@@ -52,25 +52,7 @@ def _network(config: RegionalStackConfig, opts: pulumi.ResourceOptions) -> Netwo
 
 
 def _registry(config: RegionalStackConfig, opts: pulumi.ResourceOptions) -> ContainerRegistry:
-    reg = config.registry
-    args = ContainerRegistryArgs(
-        repository_name=reg.repository_name,
-        keep_last_images=reg.keep_last_images,
-        untagged_expiry_days=reg.untagged_expiry_days,
-        protect=config.production,
-    )
-    if reg.kms_key_arn:
-        args["kms_key_arn"] = reg.kms_key_arn
-    build = reg.image_build
-    if build is not None:
-        args["build"] = {
-            "context": build.context,
-            "dockerfile": build.dockerfile,
-            "platform": build.platform,
-        }
-    else:
-        args["image_uri"] = str(reg.image_uri)
-    return ContainerRegistry("registry", args, opts=opts)
+    return ContainerRegistry("registry", config.registry, protect=config.production, opts=opts)
 
 
 def _load_balancer(

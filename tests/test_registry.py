@@ -6,10 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from components.registry import (
     ContainerRegistry,
-    ContainerRegistryArgs,
+    RegistrySettings,
     image_digest,
     lifecycle_policy,
 )
@@ -19,13 +20,13 @@ from tests.support import ROOT, is_taggable, run_component
 DIGEST_URI = "111122223333.dkr.ecr.ap-southeast-1.amazonaws.com/api@sha256:" + "ab" * 32
 
 
-def registry_plan(args: ContainerRegistryArgs) -> Plan:
-    return run_component(lambda: ContainerRegistry("reg", args) and None)
+def registry_plan(settings: RegistrySettings, protect: bool = False) -> Plan:
+    return run_component(lambda: ContainerRegistry("reg", settings, protect=protect) and None)
 
 
-def built(**overrides) -> ContainerRegistryArgs:
-    return ContainerRegistryArgs(
-        repository_name="trading-api", build={"context": "app"}, **overrides
+def built(**overrides) -> RegistrySettings:
+    return RegistrySettings.model_validate(
+        {"repositoryName": "trading-api", "build": {"context": "app"}, **overrides}
     )
 
 
@@ -193,38 +194,37 @@ def test_prebuilt_image_uri_skips_the_build() -> None:
     def program() -> None:
         import pulumi
 
-        args = ContainerRegistryArgs(repository_name="trading-api", image_uri=DIGEST_URI)
-        pulumi.export("ref", ContainerRegistry("reg", args).image_ref)
+        settings = RegistrySettings(repository_name="trading-api", image_uri=DIGEST_URI)
+        pulumi.export("ref", ContainerRegistry("reg", settings).image_ref)
 
     plan = run_component(program)
     assert plan.of_type("docker:index/image:Image") == []
     assert plan.outputs["ref"] == DIGEST_URI
 
 
+def test_without_a_source_the_app_is_built() -> None:
+    build = RegistrySettings().image_build
+    assert build is not None and (build.context, build.dockerfile) == ("app", "Dockerfile")
+
+
 @pytest.mark.parametrize(
-    ("args", "message"),
+    ("settings", "message"),
     [
-        (ContainerRegistryArgs(repository_name="r"), "exactly one of `build` or `image_uri`"),
         (
-            ContainerRegistryArgs(
-                repository_name="r", build={"context": "app"}, image_uri=DIGEST_URI
-            ),
-            "exactly one of `build` or `image_uri`",
+            {"build": {"context": "app"}, "imageUri": DIGEST_URI},
+            "build and imageUri are both set",
         ),
-        (
-            ContainerRegistryArgs(repository_name="r", image_uri="example.org/api:latest"),
-            "pinned by digest",
-        ),
+        ({"imageUri": "example.org/api:latest"}, "should match pattern"),
     ],
 )
-def test_image_source_is_validated(args: ContainerRegistryArgs, message: str) -> None:
-    with pytest.raises(ValueError, match=message):
-        registry_plan(args)
+def test_image_source_is_validated(settings: dict, message: str) -> None:
+    with pytest.raises(ValidationError, match=message):
+        RegistrySettings.model_validate(settings)
 
 
 @pytest.mark.parametrize("protect", [True, False])
 def test_protect_applies_to_the_repository(protect: bool) -> None:
-    plan = registry_plan(built(protect=protect))
+    plan = registry_plan(built(), protect=protect)
     assert plan.one("aws:ecr/repository:Repository").protect is protect
 
 
