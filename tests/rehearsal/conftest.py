@@ -4,6 +4,7 @@ the jump host set) and the program run with every remote command carried out."""
 
 from __future__ import annotations
 
+import gc
 import json
 import shutil
 import tempfile
@@ -84,6 +85,16 @@ class Fleet:
         plan = plan_config("vps", raw, secret_keys, ROOT, mocks_for=lambda *_: self.mocks)
         self.mocks.finish()
         return plan, self.mocks.operations[start_at:]
+
+
+@pytest.fixture(autouse=True)
+def _collect_failed_runs() -> Iterator[None]:
+    """A deploy that fails on purpose leaves Pulumi futures holding the step's error;
+    asyncio logs each as "Future exception was never retrieved" when it is collected.
+    Collected here, that lands in the test's own captured output rather than in the
+    run's log (258 tracebacks under pytest-xdist)."""
+    yield
+    gc.collect()
 
 
 @pytest.fixture(scope="session")
