@@ -192,7 +192,7 @@ def _provider_diffs(resource: StateResource, step: dict[str, Any], state: StackS
 
 def _merge(finding: Finding, step: dict[str, Any], diffs: list[Diff], errors: list[str]) -> Finding:
     if errors:
-        return replace(finding, status="unknown", error="provider: " + "; ".join(errors))
+        return _with_errors(finding, errors)
     not_checked = finding.status == "unknown" and (finding.error or "").startswith(NOT_CHECKED)
     if finding.status in ("unknown", "missing") and not not_checked:
         return finding  # a boto3 fault, or gone as boto3 reads it: that stands
@@ -246,13 +246,18 @@ def fold(findings: list[Finding], view: ProviderView, state: StackState) -> list
                 "unknown",
                 "pulumi:refresh",
                 "refresh",
-                error="provider: " + "; ".join(run_errors),
+                error=_provider_error(run_errors),
             )
         )
     return folded
 
 
+def _provider_error(errors: list[str]) -> str:
+    return "provider: " + "; ".join(errors)
+
+
 def _with_errors(finding: Finding, errors: list[str] | None) -> Finding:
+    """``finding`` as ``unknown`` when the provider reported errors reading it."""
     if not errors:
         return finding
-    return replace(finding, status="unknown", error="provider: " + "; ".join(errors))
+    return replace(finding, status="unknown", error=_provider_error(errors))
