@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Literal, Required, TypedDict
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, field_validator, model_validator
 
+from components.settings import Settings
 from components.tagging import component_tags
 
 OriginProtection = Literal["vpc-origin", "public"]
@@ -17,62 +19,62 @@ CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 PRODUCTION_RULE_PRIORITY = 10
 
 
-class HealthCheckArgs(TypedDict, total=False):
-    """Target group health check. Every field has a default."""
+class HealthCheckSettings(Settings):
+    """``trading-infra:loadBalancer.healthCheck``: the target group's health check."""
 
-    path: str
-    """Probed path. Default ``/health``."""
-    interval_seconds: int
-    """Default 10."""
-    timeout_seconds: int
-    """Default 5."""
-    healthy_threshold: int
-    """Default 2."""
-    unhealthy_threshold: int
-    """Default 2."""
+    path: str = "/health"
+    """HTTP path probed on each task. Default ``/health``."""
+    interval_seconds: Annotated[int, Field(ge=5, le=300)] = 10
+    """Seconds between probes. Default 10."""
+    timeout_seconds: Annotated[int, Field(ge=2, le=120)] = 5
+    """Seconds before a probe fails; less than the interval. Default 5."""
+    healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    """Consecutive successes before a target is healthy. Default 2."""
+    unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
+    """Consecutive failures before a target is unhealthy. Default 2."""
+
+    @field_validator("path")
+    @classmethod
+    def _path_is_absolute(cls, value: str) -> str:
+        if not value.startswith("/"):
+            raise ValueError(f"{value!r} must start with '/'; write '/{value}'")
+        return value
+
+    @model_validator(mode="after")
+    def _timeout_below_interval(self) -> HealthCheckSettings:
+        if self.timeout_seconds >= self.interval_seconds:
+            raise ValueError(
+                f"timeoutSeconds {self.timeout_seconds} must be less than intervalSeconds "
+                f"{self.interval_seconds}"
+            )
+        return self
 
 
-class LoadBalancerArgs(TypedDict, total=False):
-    """Arguments of ``LoadBalancer``."""
+class LoadBalancerSettings(Settings):
+    """``trading-infra:loadBalancer``: the ALB and how only CloudFront can reach it."""
 
-    vpc_id: Required[pulumi.Input[str]]
-    """The network's VPC."""
-    vpc_cidr: Required[pulumi.Input[str]]
-    """The VPC range: the ALB sends traffic only to targets inside it."""
-    subnet_ids: Required[pulumi.Input[list[str]]]
-    """Subnets in every AZ: private ones for ``vpc-origin``, public ones for ``public``."""
-    target_port: Required[int]
-    """The container port the target groups forward to."""
-    origin_protection: OriginProtection
-    """``vpc-origin`` (internal ALB) or ``public`` (internet-facing, HTTPS, prefix list
-    and secret header). Default ``vpc-origin``."""
-    certificate_arn: pulumi.Input[str]
-    """ACM certificate: makes the listener HTTPS. Required for ``public``."""
-    ssl_policy: str
-    """TLS policy of the HTTPS listener. Default ``ELBSecurityPolicy-TLS13-1-2-2021-06``."""
-    origin_header_name: str
-    """Header CloudFront adds in ``public`` mode. Default ``X-Origin-Verify``."""
-    origin_secret: pulumi.Input[str]
-    """Its value (a secret). Required for ``public``."""
-    listener_port: int
-    """Listener port. Default 443 with a certificate, else 80."""
-    idle_timeout_seconds: int
-    """Default 60."""
-    desync_mitigation_mode: Literal["defensive", "strictest"]
-    """Default ``defensive``."""
-    deletion_protection: bool
-    """Default True."""
-    access_logs_bucket: pulumi.Input[str]
-    """Existing S3 bucket for access logs. Default: no access logs."""
-    access_logs_prefix: str
-    """Default ``alb``."""
-    deregistration_delay_seconds: int
-    """Default 30."""
-    health_check: HealthCheckArgs
-    """Default: ``/health`` every 10 s."""
-    alternate_target_group: bool
-    """Create a second target group for ECS blue/green, canary and linear deployments,
-    and leave the production rule's weights to ECS. Default False."""
+    origin_protection: OriginProtection = "vpc-origin"
+    """``vpc-origin``: internal ALB reached through a CloudFront VPC origin. ``public``:
+    internet-facing ALB over HTTPS, CloudFront prefix list plus a secret header
+    (``originSecret``). Default ``vpc-origin``."""
+    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
+    """TLS policy of the HTTPS listener. Default the recommended TLS 1.3/1.2 policy."""
+    idle_timeout_seconds: Annotated[int, Field(ge=1, le=4000)] = 60
+    """Connection idle timeout. Default 60."""
+    desync_mitigation_mode: Literal["defensive", "strictest"] = "defensive"
+    """HTTP desync mitigation (FSBP ELB.12). Default ``defensive``."""
+    deletion_protection: bool = True
+    """Deletion protection (FSBP ELB.6). Default true; turn off only for throwaway stacks."""
+    access_logs_prefix: str = "alb"
+    """Key prefix of the access logs. Default ``alb``."""
+    deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
+    """Seconds a draining target keeps its connections. Default 30 (fast deploys)."""
+    listener_port: Annotated[int, Field(ge=1, le=65535)] | None = None
+    """Port CloudFront connects to. Default 443 with a certificate, else 80."""
+    origin_header_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Origin-Verify"
+    """Header carrying ``originSecret`` in ``public`` mode. Default ``X-Origin-Verify``."""
+    health_check: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
+    """Target group health check."""
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -111,12 +113,30 @@ class LoadBalancer(pulumi.ComponentResource):
     """The protocol CloudFront speaks to the ALB."""
 
     def __init__(
-        self, name: str, args: LoadBalancerArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: LoadBalancerSettings,
+        *,
+        vpc_id: pulumi.Input[str],
+        vpc_cidr: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        target_port: int,
+        certificate_arn: pulumi.Input[str] | None = None,
+        origin_secret: pulumi.Input[str] | None = None,
+        access_logs_bucket: pulumi.Input[str] | None = None,
+        alternate_target_group: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Wiring, apart from the settings: ``vpc_id``/``vpc_cidr`` (the ALB sends
+        traffic only to targets inside the VPC), ``subnet_ids`` (private ones for
+        ``vpc-origin``, public ones for ``public``), ``target_port`` (the container
+        port), ``certificate_arn`` (makes the listener HTTPS; required for ``public``),
+        ``origin_secret`` (the origin header's value; required for ``public``),
+        ``access_logs_bucket`` (an existing bucket; none: no access logs) and
+        ``alternate_target_group`` (a second target group for ECS blue/green, canary
+        and linear deployments, which then own the production rule's weights)."""
         super().__init__("trading-infra:load_balancer:LoadBalancer", name, {}, opts)
-        mode: OriginProtection = args.get("origin_protection", "vpc-origin")
-        certificate_arn = args.get("certificate_arn")
-        origin_secret = args.get("origin_secret")
+        mode = settings.origin_protection
         if mode == "public" and (certificate_arn is None or origin_secret is None):
             raise ValueError(
                 f"LoadBalancer {name}: `public` origin protection needs `certificate_arn` "
@@ -125,17 +145,16 @@ class LoadBalancer(pulumi.ComponentResource):
         tags = component_tags("load_balancer")
         child = pulumi.ResourceOptions(parent=self)
         self.listener_protocol = "HTTPS" if certificate_arn is not None else "HTTP"
-        self.listener_port = args.get(
-            "listener_port", 443 if self.listener_protocol == "HTTPS" else 80
+        self.listener_port = settings.listener_port or (
+            443 if self.listener_protocol == "HTTPS" else 80
         )
-        target_port = args["target_port"]
 
         cloudfront = aws.ec2.get_managed_prefix_list(
             name=CLOUDFRONT_PREFIX_LIST, opts=pulumi.InvokeOptions(parent=self)
         )
         self.security_group = aws.ec2.SecurityGroup(
             f"{name}-sg",
-            vpc_id=args["vpc_id"],
+            vpc_id=vpc_id,
             description="ALB: from CloudFront's origin-facing ranges only",
             # One rule: each reference to the CloudFront origin-facing prefix list counts
             # as 55 rules against the default quota of 60 per group (VPC User Guide,
@@ -155,7 +174,7 @@ class LoadBalancer(pulumi.ComponentResource):
                     protocol="tcp",
                     from_port=target_port,
                     to_port=target_port,
-                    cidr_blocks=[args["vpc_cidr"]],
+                    cidr_blocks=[vpc_cidr],
                     description="To the service's tasks",
                 )
             ],
@@ -164,20 +183,20 @@ class LoadBalancer(pulumi.ComponentResource):
         )
 
         access_logs = None
-        if bucket := args.get("access_logs_bucket"):
+        if access_logs_bucket is not None:
             access_logs = aws.lb.LoadBalancerAccessLogsArgs(
-                bucket=bucket, prefix=args.get("access_logs_prefix", "alb"), enabled=True
+                bucket=access_logs_bucket, prefix=settings.access_logs_prefix, enabled=True
             )
         self.alb = aws.lb.LoadBalancer(
             f"{name}-alb",
             load_balancer_type="application",
             internal=mode == "vpc-origin",
-            subnets=args["subnet_ids"],
+            subnets=subnet_ids,
             security_groups=[self.security_group.id],
             drop_invalid_header_fields=True,
-            desync_mitigation_mode=args.get("desync_mitigation_mode", "defensive"),
-            idle_timeout=args.get("idle_timeout_seconds", 60),
-            enable_deletion_protection=args.get("deletion_protection", True),
+            desync_mitigation_mode=settings.desync_mitigation_mode,
+            idle_timeout=settings.idle_timeout_seconds,
+            enable_deletion_protection=settings.deletion_protection,
             enable_http2=True,
             access_logs=access_logs,
             tags=tags,
@@ -187,11 +206,12 @@ class LoadBalancer(pulumi.ComponentResource):
         self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
 
-        self.target_group = self._target_group(f"{name}-tg", args, tags)
+        def target_group(resource_name: str) -> aws.lb.TargetGroup:
+            return self._target_group(resource_name, settings, vpc_id, target_port, tags)
+
+        self.target_group = target_group(f"{name}-tg")
         self.alternate_target_group = (
-            self._target_group(f"{name}-tg-alt", args, tags)
-            if args.get("alternate_target_group", False)
-            else None
+            target_group(f"{name}-tg-alt") if alternate_target_group else None
         )
 
         self.listener = aws.lb.Listener(
@@ -200,11 +220,7 @@ class LoadBalancer(pulumi.ComponentResource):
             port=self.listener_port,
             protocol=self.listener_protocol,
             certificate_arn=certificate_arn,
-            ssl_policy=(
-                args.get("ssl_policy", "ELBSecurityPolicy-TLS13-1-2-2021-06")
-                if self.listener_protocol == "HTTPS"
-                else None
-            ),
+            ssl_policy=(settings.ssl_policy if self.listener_protocol == "HTTPS" else None),
             default_actions=[_forbidden()],
             tags=tags,
             opts=child,
@@ -212,7 +228,7 @@ class LoadBalancer(pulumi.ComponentResource):
         if origin_secret is not None and mode == "public":
             condition = aws.lb.ListenerRuleConditionArgs(
                 http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
-                    http_header_name=args.get("origin_header_name", "X-Origin-Verify"),
+                    http_header_name=settings.origin_header_name,
                     values=[pulumi.Output.secret(origin_secret)],
                 )
             )
@@ -257,25 +273,30 @@ class LoadBalancer(pulumi.ComponentResource):
         )
 
     def _target_group(
-        self, resource_name: str, args: LoadBalancerArgs, tags: dict[str, str]
+        self,
+        resource_name: str,
+        settings: LoadBalancerSettings,
+        vpc_id: pulumi.Input[str],
+        target_port: int,
+        tags: dict[str, str],
     ) -> aws.lb.TargetGroup:
-        check = args.get("health_check", {})
+        check = settings.health_check
         return aws.lb.TargetGroup(
             resource_name,
-            vpc_id=args["vpc_id"],
+            vpc_id=vpc_id,
             target_type="ip",
-            port=args["target_port"],
+            port=target_port,
             protocol="HTTP",
-            deregistration_delay=args.get("deregistration_delay_seconds", 30),
+            deregistration_delay=settings.deregistration_delay_seconds,
             health_check=aws.lb.TargetGroupHealthCheckArgs(
                 enabled=True,
-                path=check.get("path", "/health"),
+                path=check.path,
                 protocol="HTTP",
                 matcher="200",
-                interval=check.get("interval_seconds", 10),
-                timeout=check.get("timeout_seconds", 5),
-                healthy_threshold=check.get("healthy_threshold", 2),
-                unhealthy_threshold=check.get("unhealthy_threshold", 2),
+                interval=check.interval_seconds,
+                timeout=check.timeout_seconds,
+                healthy_threshold=check.healthy_threshold,
+                unhealthy_threshold=check.unhealthy_threshold,
             ),
             tags=tags,
             opts=pulumi.ResourceOptions(parent=self),

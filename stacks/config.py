@@ -37,6 +37,7 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from components.load_balancer import LoadBalancerSettings
 from components.log_bucket import AccessLogSettings
 from components.network import NetworkSettings, private_cidr
 from components.registry import BuildSettings, RegistrySettings
@@ -145,64 +146,15 @@ ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
-class HealthCheckConfig(_Section):
-    """``trading-infra:loadBalancer.healthCheck``: the target group's health check."""
-
-    path: str = "/health"
-    """HTTP path probed on each task. Default ``/health``."""
-    interval_seconds: Annotated[int, Field(ge=5, le=300)] = 10
-    """Seconds between probes. Default 10."""
-    timeout_seconds: Annotated[int, Field(ge=2, le=120)] = 5
-    """Seconds before a probe fails; less than the interval. Default 5."""
-    healthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
-    """Consecutive successes before a target is healthy. Default 2."""
-    unhealthy_threshold: Annotated[int, Field(ge=2, le=10)] = 2
-    """Consecutive failures before a target is unhealthy. Default 2."""
-
-    @field_validator("path")
-    @classmethod
-    def _path_is_absolute(cls, value: str) -> str:
-        if not value.startswith("/"):
-            raise ValueError(f"{value!r} must start with '/'; write '/{value}'")
-        return value
-
-    @model_validator(mode="after")
-    def _timeout_below_interval(self) -> HealthCheckConfig:
-        if self.timeout_seconds >= self.interval_seconds:
-            raise ValueError(
-                f"timeoutSeconds {self.timeout_seconds} must be less than intervalSeconds "
-                f"{self.interval_seconds}"
-            )
-        return self
-
-
-class LoadBalancerConfig(_Section):
+class LoadBalancerConfig(LoadBalancerSettings, _Section):
     """``trading-infra:loadBalancer``: the ALB and how only CloudFront can reach it."""
 
-    origin_protection: Literal["vpc-origin", "public"] = "vpc-origin"
-    """``vpc-origin``: internal ALB reached through a CloudFront VPC origin. ``public``:
-    internet-facing ALB over HTTPS, CloudFront prefix list plus a secret header
-    (``originSecret``). Default ``vpc-origin``."""
     certificate_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:acm:")] | None = None
     """ACM certificate for an HTTPS listener; required with ``public``, optional with
     ``vpc-origin`` (which otherwise listens on HTTP inside the VPC)."""
-    ssl_policy: str = "ELBSecurityPolicy-TLS13-1-2-2021-06"
-    """TLS policy of the HTTPS listener. Default the recommended TLS 1.3/1.2 policy."""
-    idle_timeout_seconds: Annotated[int, Field(ge=1, le=4000)] = 60
-    """Connection idle timeout. Default 60."""
-    desync_mitigation_mode: Literal["defensive", "strictest"] = "defensive"
-    """HTTP desync mitigation (FSBP ELB.12). Default ``defensive``."""
-    deletion_protection: bool = True
-    """Deletion protection (FSBP ELB.6). Default true; turn off only for throwaway stacks."""
     access_logs: AccessLogSettings = Field(default_factory=AccessLogSettings)
     """Access logs (FSBP ELB.5): on by default in production, into a stack-owned bucket
     in the stack's region."""
-    access_logs_prefix: str = "alb"
-    """Key prefix of the access logs. Default ``alb``."""
-    deregistration_delay_seconds: Annotated[int, Field(ge=0, le=3600)] = 30
-    """Seconds a draining target keeps its connections. Default 30 (fast deploys)."""
-    listener_port: Port | None = None
-    """Port CloudFront connects to. Default 443 with a certificate, else 80."""
     create_certificate: bool = False
     """Create the listener's certificate for ``originDomainName`` in the stack's region,
     validated through ``hostedZoneId``, and point ``originDomainName`` at the ALB there:
@@ -215,10 +167,6 @@ class LoadBalancerConfig(_Section):
     covered by the certificate and resolve to the ALB (``createCertificate`` makes the
     alias record). Required with a certificate; without one the ALB's DNS name is used
     (plain HTTP inside the VPC: for stacks without a custom domain only)."""
-    origin_header_name: Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")] = "X-Origin-Verify"
-    """Header carrying ``originSecret`` in ``public`` mode. Default ``X-Origin-Verify``."""
-    health_check: HealthCheckConfig = Field(default_factory=HealthCheckConfig)
-    """Target group health check."""
 
     @model_validator(mode="after")
     def _public_needs_tls(self) -> LoadBalancerConfig:

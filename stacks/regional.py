@@ -16,7 +16,7 @@ import pulumi_aws as aws
 from components.certificate import DnsValidatedCertificate
 from components.edge import CustomDomain, EdgeOrigin, GeoEdge, GeoEdgeArgs
 from components.failover import RegionFailover, RegionFailoverArgs, failover_budget
-from components.load_balancer import LoadBalancer, LoadBalancerArgs
+from components.load_balancer import LoadBalancer
 from components.log_bucket import CloudFrontAccessLogs, LogBucket
 from components.monitoring import Monitoring, MonitoringArgs
 from components.network import Network
@@ -60,42 +60,19 @@ def _load_balancer(
 ) -> LoadBalancer:
     lb = config.load_balancer
     public = lb.origin_protection == "public"
-    args = LoadBalancerArgs(
-        vpc_id=network.vpc_id,
-        vpc_cidr=config.network.cidr,
-        subnet_ids=network.public_subnet_ids if public else network.private_subnet_ids,
-        target_port=config.service.container_port,
-        origin_protection=lb.origin_protection,
-        ssl_policy=lb.ssl_policy,
-        origin_header_name=lb.origin_header_name,
-        idle_timeout_seconds=lb.idle_timeout_seconds,
-        desync_mitigation_mode=lb.desync_mitigation_mode,
-        deletion_protection=lb.deletion_protection,
-        deregistration_delay_seconds=lb.deregistration_delay_seconds,
-        health_check={
-            "path": lb.health_check.path,
-            "interval_seconds": lb.health_check.interval_seconds,
-            "timeout_seconds": lb.health_check.timeout_seconds,
-            "healthy_threshold": lb.health_check.healthy_threshold,
-            "unhealthy_threshold": lb.health_check.unhealthy_threshold,
-        },
-        alternate_target_group=config.service.deployment.strategy != "ROLLING",
-    )
-    if lb.certificate_arn:
-        args["certificate_arn"] = lb.certificate_arn
-    elif lb.create_certificate and lb.origin_domain_name and lb.hosted_zone_id:
+    certificate_arn: pulumi.Input[str] | None = lb.certificate_arn
+    if lb.create_certificate and lb.origin_domain_name and lb.hosted_zone_id:
         # ACM certificates are regional: the listener's is made in the ALB's region.
-        args["certificate_arn"] = DnsValidatedCertificate(
+        certificate_arn = DnsValidatedCertificate(
             "alb-certificate",
             domain_name=lb.origin_domain_name,
             zone_id=lb.hosted_zone_id,
             component="load_balancer",
             opts=opts,
         ).arn
-    if lb.listener_port:
-        args["listener_port"] = lb.listener_port
+    access_logs_bucket: pulumi.Input[str] | None = None
     if config.logs_on(lb.access_logs):
-        args["access_logs_bucket"] = lb.access_logs.bucket or (
+        access_logs_bucket = lb.access_logs.bucket or (
             LogBucket(
                 "alb-logs",
                 bucket_prefix=f"{PROJECT}-{pulumi.get_stack()}-alb-logs-",
@@ -106,10 +83,21 @@ def _load_balancer(
                 opts=opts,
             ).name
         )
-        args["access_logs_prefix"] = lb.access_logs_prefix
-    if config.origin_secret:
-        args["origin_secret"] = pulumi.Output.secret(config.origin_secret)
-    load_balancer = LoadBalancer("alb", args, opts=opts)
+    load_balancer = LoadBalancer(
+        "alb",
+        lb,
+        vpc_id=network.vpc_id,
+        vpc_cidr=config.network.cidr,
+        subnet_ids=network.public_subnet_ids if public else network.private_subnet_ids,
+        target_port=config.service.container_port,
+        certificate_arn=certificate_arn,
+        origin_secret=(
+            pulumi.Output.secret(config.origin_secret) if config.origin_secret else None
+        ),
+        access_logs_bucket=access_logs_bucket,
+        alternate_target_group=config.service.deployment.strategy != "ROLLING",
+        opts=opts,
+    )
     if lb.create_certificate and lb.origin_domain_name and lb.hosted_zone_id:
         # The origin's hostname resolves to the ALB (the name its certificate covers).
         aws.route53.Record(

@@ -9,7 +9,9 @@ import keyword
 from collections.abc import Callable
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from ops.plan import plan_config, plan_stack
 from ops.runtime import MOCK_ORGANIZATION, Plan, PlannedResource, run_mocked
@@ -24,6 +26,16 @@ def run_component(program: Callable[[], None], region: str = "ap-southeast-1") -
     return run_mocked(
         program, project=PROJECT, stack="test", config={"aws:region": region}, cwd=ROOT
     )
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def split_settings(model: type[M], overrides: dict[str, Any]) -> tuple[M, dict]:
+    """A component's keyword overrides, parted into its settings model and its wiring."""
+    settings = {key: value for key, value in overrides.items() if key in model.model_fields}
+    wiring = {key: value for key, value in overrides.items() if key not in settings}
+    return model.model_validate(settings), wiring
 
 
 def committed_config(stack: str) -> dict[str, str]:

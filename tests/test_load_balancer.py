@@ -4,23 +4,30 @@ from __future__ import annotations
 
 import pytest
 
-from components.load_balancer import CLOUDFRONT_PREFIX_LIST, LoadBalancer, LoadBalancerArgs
+from components.load_balancer import CLOUDFRONT_PREFIX_LIST, LoadBalancer, LoadBalancerSettings
 from ops.runtime import SECRET_PLACEHOLDER, Plan
-from tests.support import ingress_cidrs, is_taggable, run_component
+from tests.support import ingress_cidrs, is_taggable, run_component, split_settings
 
 CERT = "arn:aws:acm:ap-southeast-1:111122223333:certificate/abc"
 PREFIX_LIST = "pl-ap-southeast-1-cloudfront"
 
 
 def lb_plan(**overrides) -> Plan:
-    args = LoadBalancerArgs(
-        vpc_id="vpc-1",
-        vpc_cidr="10.10.0.0/16",
-        subnet_ids=["subnet-a", "subnet-b"],
-        target_port=8000,
-        **overrides,
+    settings, wiring = split_settings(LoadBalancerSettings, overrides)
+    return run_component(
+        lambda: (
+            LoadBalancer(
+                "lb",
+                settings,
+                vpc_id="vpc-1",
+                vpc_cidr="10.10.0.0/16",
+                subnet_ids=["subnet-a", "subnet-b"],
+                target_port=8000,
+                **wiring,
+            )
+            and None
+        )
     )
-    return run_component(lambda: LoadBalancer("lb", args) and None)
 
 
 def public_plan(**overrides) -> Plan:
