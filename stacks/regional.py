@@ -18,7 +18,7 @@ from components.edge import CustomDomain, EdgeOrigin, GeoEdge, GeoEdgeArgs
 from components.failover import RegionFailover, RegionFailoverArgs, failover_budget
 from components.load_balancer import LoadBalancer
 from components.log_bucket import CloudFrontAccessLogs, LogBucket
-from components.monitoring import Monitoring, MonitoringArgs
+from components.monitoring import Monitoring
 from components.network import Network
 from components.registry import ContainerRegistry
 from components.service import (
@@ -218,24 +218,14 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
     network = _network(config, opts)
     registry = _registry(config, opts)
     load_balancer = _load_balancer(config, network, opts)
-    mon = config.monitoring
     monitoring = Monitoring(
         "monitoring",
-        MonitoringArgs(
-            alarm_prefix=f"{service_name}-{stack}",
-            load_balancer_arn_suffix=load_balancer.arn_suffix,
-            target_group_arn_suffixes=load_balancer.target_group_arn_suffixes,
-            cluster_name=cluster_name,
-            service_name=service_name,
-            alarm_emails=list(mon.alarm_emails),
-            period_seconds=mon.period_seconds,
-            evaluation_periods=mon.evaluation_periods,
-            target_5xx_rate_percent=mon.target_5xx_rate_percent,
-            elb_5xx_count=mon.elb_5xx_count,
-            p95_response_seconds=mon.p95_response_seconds,
-            cpu_percent=mon.cpu_percent,
-            memory_percent=mon.memory_percent,
-        ),
+        config.monitoring,
+        alarm_prefix=f"{service_name}-{stack}",
+        load_balancer_arn_suffix=load_balancer.arn_suffix,
+        target_group_arn_suffixes=load_balancer.target_group_arn_suffixes,
+        cluster_name=cluster_name,
+        service_name=service_name,
         opts=opts,
     )
     service = _service(

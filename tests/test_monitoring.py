@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 
 import pulumi
+import pytest
+from pydantic import ValidationError
 
-from components.monitoring import Monitoring, MonitoringArgs, dashboard_body
+from components.monitoring import Monitoring, MonitoringSettings, dashboard_body
 from ops.runtime import Plan
 from tests.support import is_taggable, run_component
 
@@ -16,17 +18,18 @@ TG_ALT = "targetgroup/tg-alt/89ab"
 
 
 def monitoring_plan(**overrides) -> Plan:
-    args = MonitoringArgs(
-        alarm_prefix="api-sg",
-        load_balancer_arn_suffix=ALB,
-        target_group_arn_suffixes=[TG, TG_ALT],
-        cluster_name="trading-sg",
-        service_name="api",
-        **overrides,
-    )
+    settings = MonitoringSettings(**overrides)
 
     def program() -> None:
-        monitoring = Monitoring("mon", args)
+        monitoring = Monitoring(
+            "mon",
+            settings,
+            alarm_prefix="api-sg",
+            load_balancer_arn_suffix=ALB,
+            target_group_arn_suffixes=[TG, TG_ALT],
+            cluster_name="trading-sg",
+            service_name="api",
+        )
         pulumi.export("deployment", monitoring.deployment_alarm_names)
         pulumi.export("names", monitoring.alarm_names)
 
@@ -128,6 +131,27 @@ def test_alarms_notify_an_encrypted_topic_and_its_subscribers() -> None:
     for alarm in alarms(plan).values():
         assert alarm["alarmActions"] == [topic.outputs["arn"]]
         assert alarm["okActions"] == [topic.outputs["arn"]]
+
+
+def test_a_brought_key_encrypts_the_topic_and_none_is_made() -> None:
+    brought = "arn:aws:kms:ap-southeast-1:111122223333:key/0d1e2f30-aaaa-bbbb-cccc-0123456789ab"
+    plan = monitoring_plan(topic_kms_key_arn=brought)
+    assert plan.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == brought
+    assert plan.of_type("aws:kms/key:Key") == []
+    assert plan.of_type("aws:kms/alias:Alias") == []
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "alias/aws/sns",
+        "arn:aws:kms:ap-southeast-1:111122223333:alias/alarms",
+        "0d1e2f30-aaaa-bbbb-cccc-0123456789ab",
+    ],
+)
+def test_a_brought_key_is_a_key_arn_not_an_alias_or_id(arn: str) -> None:
+    with pytest.raises(ValidationError, match="topic_kms_key_arn"):
+        MonitoringSettings(topic_kms_key_arn=arn)
 
 
 def test_the_topic_key_lets_cloudwatch_alarms_of_this_account_and_region_publish() -> None:
