@@ -42,7 +42,8 @@ from components.log_bucket import AccessLogSettings
 from components.monitoring import MonitoringSettings
 from components.network import NetworkSettings, private_cidr
 from components.registry import BuildSettings, RegistrySettings
-from components.settings import Settings, camel, retention
+from components.service import ENV_NAME, ServiceSettings
+from components.settings import Settings, camel
 from components.waf import WafSettings
 from stacks.countries import COMMON_MISTAKES, ISO_3166_ALPHA_2
 
@@ -127,23 +128,6 @@ class RegistryConfig(RegistrySettings, _Section):
         return build
 
 
-FARGATE_MEMORY_MIB: dict[int, tuple[int, ...]] = {
-    256: (512, 1024, 2048),
-    512: tuple(range(1024, 4097, 1024)),
-    1024: tuple(range(2048, 8193, 1024)),
-    2048: tuple(range(4096, 16385, 1024)),
-    4096: tuple(range(8192, 30721, 1024)),
-    8192: tuple(range(16384, 61441, 4096)),
-    16384: tuple(range(32768, 122881, 8192)),
-}
-"""Memory (MiB) that each Fargate task CPU size (units) accepts."""
-
-FORBIDDEN_ENVIRONMENT = frozenset(
-    {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "ECS_ENGINE_AUTH_DATA"}
-)
-"""Credentials that must never be plain environment variables (FSBP ECS.8)."""
-
-ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
 Port = Annotated[int, Field(ge=1, le=65535)]
 
 
@@ -193,157 +177,8 @@ class LoadBalancerConfig(LoadBalancerSettings, _Section):
         return self
 
 
-class AutoscalingConfig(_Section):
-    """``trading-infra:service.autoscaling``: target tracking on CPU and requests."""
-
-    enabled: bool = True
-    """Scale the service; the desired count is then left to the scaler. Default true."""
-    min_count: Annotated[int, Field(ge=0, le=1000)] = 2
-    """Fewest tasks. Default 2 (one per AZ survives a task loss)."""
-    max_count: Annotated[int, Field(ge=1, le=1000)] = 6
-    """Most tasks. Default 6."""
-    cpu_target_percent: Annotated[int, Field(ge=10, le=90)] = 60
-    """Average CPU to hold. Default 60."""
-    requests_per_target: Annotated[int, Field(ge=1)] = 1000
-    """ALB requests per task per minute to hold. Default 1000."""
-    scale_in_cooldown_seconds: Annotated[int, Field(ge=0)] = 300
-    """Seconds between scale-ins. Default 300."""
-    scale_out_cooldown_seconds: Annotated[int, Field(ge=0)] = 60
-    """Seconds between scale-outs. Default 60."""
-
-    @model_validator(mode="after")
-    def _bounds_ordered(self) -> AutoscalingConfig:
-        if self.min_count > self.max_count:
-            raise ValueError(f"minCount {self.min_count} is greater than maxCount {self.max_count}")
-        return self
-
-
-class DeploymentConfig(_Section):
-    """``trading-infra:service.deployment``: ECS-native deployment strategy."""
-
-    strategy: Literal["ROLLING", "BLUE_GREEN", "CANARY", "LINEAR"] = "ROLLING"
-    """``ROLLING``, ``BLUE_GREEN``, ``CANARY`` or ``LINEAR``. Default ``ROLLING``."""
-    bake_time_minutes: Annotated[int, Field(ge=0, le=1440)] = 5
-    """Minutes both revisions run after the shift before the old one stops (not
-    ROLLING). Default 5."""
-    canary_percent: float = 10.0
-    """CANARY: share of traffic sent to the new revision first, in (0, 100). Default 10."""
-    canary_bake_time_minutes: Annotated[int, Field(ge=0, le=1440)] = 5
-    """CANARY: minutes at ``canaryPercent`` before the rest moves. Default 5."""
-    linear_step_percent: Annotated[float, Field(ge=3, le=100)] = 25.0
-    """LINEAR: share moved per step, 3 to 100. Default 25."""
-    linear_step_bake_time_minutes: Annotated[int, Field(ge=0, le=1440)] = 2
-    """LINEAR: minutes between steps. Default 2."""
-    alarm_rollback: bool = True
-    """Roll back when a deployment alarm fires (target 5xx, ELB 5xx). Default true."""
-
-    @field_validator("canary_percent")
-    @classmethod
-    def _canary_inside(cls, value: float) -> float:
-        if not 0 < value < 100:
-            raise ValueError(f"{value} is outside (0, 100); the canary is a share of traffic")
-        return value
-
-
-class TaskRoleStatement(_Section):
-    """An IAM statement granted to the application (the task role)."""
-
-    actions: Annotated[list[str], Field(min_length=1)]
-    """IAM actions, e.g. ``s3:GetObject``."""
-    resources: Annotated[list[str], Field(min_length=1)]
-    """Resource ARNs."""
-
-    @model_validator(mode="after")
-    def _not_admin(self) -> TaskRoleStatement:
-        if "*" in self.actions and "*" in self.resources:
-            raise ValueError("grants every action on every resource; name the actions and ARNs")
-        return self
-
-
-class ServiceConfig(_Section):
+class ServiceConfig(ServiceSettings, _Section):
     """``trading-infra:service``: the Fargate service running the API."""
-
-    name: Annotated[str, Field(pattern=r"^[A-Za-z0-9_-]{1,255}$")] = "trading-api"
-    """ECS service and container name. Default ``trading-api``."""
-    cpu: int = 512
-    """Task CPU units (256, 512, 1024, 2048, 4096, 8192, 16384). Default 512."""
-    memory: int = 1024
-    """Task memory in MiB, valid for ``cpu``. Default 1024."""
-    container_port: Port = 8000
-    """Port the container listens on. Default 8000."""
-    desired_count: Annotated[int, Field(ge=0, le=1000)] = 2
-    """Tasks at creation; with autoscaling, the scaler owns it afterwards. Default 2."""
-    fargate_weight: Annotated[int, Field(ge=0, le=1000)] = 1
-    """Capacity provider weight of FARGATE. Default 1."""
-    fargate_spot_weight: Annotated[int, Field(ge=0, le=1000)] = 0
-    """Capacity provider weight of FARGATE_SPOT. Default 0 (no Spot)."""
-    fargate_base: Annotated[int, Field(ge=0, le=100000)] = 1
-    """Tasks always placed on FARGATE before weights apply. Default 1."""
-    environment: dict[Annotated[str, Field(pattern=ENV_NAME)], str] = Field(default_factory=dict)
-    """Plain environment variables (never secrets: see ``serviceSecrets``)."""
-    log_retention_days: int = 365
-    """Retention of the service's log group. Default 365."""
-    user: str = "10001"
-    """UID (or UID:GID) the container runs as; never root. Default ``10001``."""
-    health_check_grace_period_seconds: Annotated[int, Field(ge=0, le=2147483647)] = 30
-    """Seconds a new task's failed load-balancer checks are ignored. Default 30."""
-    container_insights: Literal["enabled", "enhanced"] = "enabled"
-    """Container Insights level of the cluster (FSBP ECS.12). Default ``enabled``."""
-    task_role_statements: list[TaskRoleStatement] = Field(default_factory=list)
-    """What the application may call in AWS. Default nothing."""
-    autoscaling: AutoscalingConfig = Field(default_factory=AutoscalingConfig)
-    """Target-tracking autoscaling."""
-    deployment: DeploymentConfig = Field(default_factory=DeploymentConfig)
-    """Deployment strategy and rollback."""
-
-    @field_validator("cpu")
-    @classmethod
-    def _cpu_is_a_fargate_size(cls, value: int) -> int:
-        if value not in FARGATE_MEMORY_MIB:
-            sizes = ", ".join(str(cpu) for cpu in FARGATE_MEMORY_MIB)
-            raise ValueError(f"{value} is not a Fargate CPU size; use one of {sizes}")
-        return value
-
-    @field_validator("log_retention_days")
-    @classmethod
-    def _retention_is_valid(cls, value: int) -> int:
-        return retention(value)
-
-    @field_validator("user")
-    @classmethod
-    def _not_root(cls, value: str) -> str:
-        if value.split(":")[0] in {"root", "0", ""}:
-            raise ValueError(f"{value!r} runs as root; give a non-zero UID such as 10001")
-        return value
-
-    @field_validator("environment")
-    @classmethod
-    def _no_credentials(cls, value: dict[str, str]) -> dict[str, str]:
-        leaked = sorted(FORBIDDEN_ENVIRONMENT & set(value))
-        if leaked:
-            raise ValueError(
-                f"{', '.join(leaked)} must not be plain environment variables; use a task "
-                "role, or serviceSecrets for other credentials"
-            )
-        return value
-
-    @model_validator(mode="after")
-    def _sizes_and_counts(self) -> ServiceConfig:
-        allowed = FARGATE_MEMORY_MIB[self.cpu]
-        if self.memory not in allowed:
-            raise ValueError(
-                f"memory {self.memory} is not valid with cpu {self.cpu}; cpu {self.cpu} "
-                f"allows {allowed[0]} to {allowed[-1]} MiB: {', '.join(map(str, allowed))}"
-            )
-        scaling = self.autoscaling
-        if scaling.enabled and not scaling.min_count <= self.desired_count <= scaling.max_count:
-            raise ValueError(
-                f"desiredCount {self.desired_count} is outside autoscaling "
-                f"[{scaling.min_count}, {scaling.max_count}]"
-            )
-        if self.fargate_weight + self.fargate_spot_weight == 0:
-            raise ValueError("fargateWeight and fargateSpotWeight are both 0; one must be positive")
-        return self
 
 
 class MonitoringConfig(MonitoringSettings, _Section):

@@ -21,12 +21,7 @@ from components.log_bucket import CloudFrontAccessLogs, LogBucket
 from components.monitoring import Monitoring
 from components.network import Network
 from components.registry import ContainerRegistry
-from components.service import (
-    AutoscalingArgs,
-    DeploymentArgs,
-    FargateService,
-    FargateServiceArgs,
-)
+from components.service import FargateService
 from components.waf import EdgeFirewall
 from stacks import outputs
 from stacks.config import PROJECT, FailoverConfig, RegionalStackConfig
@@ -119,82 +114,46 @@ def _load_balancer(
 
 def _service(
     config: RegionalStackConfig,
-    names: tuple[str, str],
+    cluster_name: str,
     network: Network,
     registry: ContainerRegistry,
     load_balancer: LoadBalancer,
     monitoring: Monitoring,
     opts: pulumi.ResourceOptions,
 ) -> FargateService:
-    svc = config.service
-    cluster_name, service_name = names
-    deployment = DeploymentArgs(
-        strategy=svc.deployment.strategy,
-        bake_time_minutes=svc.deployment.bake_time_minutes,
-        canary_percent=svc.deployment.canary_percent,
-        canary_bake_time_minutes=svc.deployment.canary_bake_time_minutes,
-        linear_step_percent=svc.deployment.linear_step_percent,
-        linear_step_bake_time_minutes=svc.deployment.linear_step_bake_time_minutes,
-        alarm_names=monitoring.deployment_alarm_names if svc.deployment.alarm_rollback else [],
-    )
-    if load_balancer.alternate_target_group is not None:
-        deployment["alternate_target_group_arn"] = load_balancer.alternate_target_group.arn
-        deployment["production_listener_rule_arn"] = load_balancer.production_rule.arn
     build = config.registry.image_build
-    args = FargateServiceArgs(
+    alternate = load_balancer.alternate_target_group
+    return FargateService(
+        "api",
+        config.service,
         cluster_name=cluster_name,
-        service_name=service_name,
         image=registry.image_ref,
+        repository_arn=registry.repository_arn if config.registry.image_uri is None else None,
         vpc_id=network.vpc_id,
         subnet_ids=network.private_subnet_ids,
         load_balancer_security_group_id=load_balancer.security_group.id,
         target_group_arn=load_balancer.target_group.arn,
         listener_rule=load_balancer.production_rule,
-        container_port=svc.container_port,
-        cpu=svc.cpu,
-        memory=svc.memory,
-        cpu_architecture="ARM64" if build and build.platform == "linux/arm64" else "X86_64",
-        user=svc.user,
-        environment={
-            "AWS_REGION": config.region,
-            "PORT": str(svc.container_port),
-            **svc.environment,
-        },
         secrets={key: pulumi.Output.secret(value) for key, value in config.service_secrets.items()},
         health_check_path=config.load_balancer.health_check.path,
-        health_check_grace_period_seconds=svc.health_check_grace_period_seconds,
-        log_retention_days=svc.log_retention_days,
-        desired_count=svc.desired_count,
-        fargate_weight=svc.fargate_weight,
-        fargate_spot_weight=svc.fargate_spot_weight,
-        fargate_base=svc.fargate_base,
-        container_insights=svc.container_insights,
-        task_role_statements=[
-            {"actions": list(s.actions), "resources": list(s.resources)}
-            for s in svc.task_role_statements
-        ],
-        deployment=deployment,
-        protect=config.production,
-    )
-    if config.registry.image_uri is None:
-        args["repository_arn"] = registry.repository_arn
-    scaling = svc.autoscaling
-    if scaling.enabled:
-        args["autoscaling"] = AutoscalingArgs(
-            min_count=scaling.min_count,
-            max_count=scaling.max_count,
-            cpu_target_percent=scaling.cpu_target_percent,
-            requests_per_target=scaling.requests_per_target,
-            scale_in_cooldown_seconds=scaling.scale_in_cooldown_seconds,
-            scale_out_cooldown_seconds=scaling.scale_out_cooldown_seconds,
-        )
+        cpu_architecture="ARM64" if build and build.platform == "linux/arm64" else "X86_64",
+        alternate_target_group_arn=alternate.arn if alternate is not None else None,
+        production_listener_rule_arn=(
+            load_balancer.production_rule.arn if alternate is not None else None
+        ),
+        rollback_alarm_names=monitoring.deployment_alarm_names,
         # Request-count scaling is bound to one target group; blue/green-style
         # deployments swap which group is live, so it only applies to ROLLING.
-        if load_balancer.alternate_target_group is None:
-            args["autoscaling"]["request_count_label"] = pulumi.Output.concat(
+        request_count_label=(
+            pulumi.Output.concat(
                 load_balancer.arn_suffix, "/", load_balancer.target_group.arn_suffix
             )
-    return FargateService("api", args, opts=opts)
+            if alternate is None
+            else None
+        ),
+        protect=config.production,
+        opts=opts,
+    )
 
 
 @dataclass(frozen=True)
@@ -212,7 +171,7 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
     stack = pulumi.get_stack()
     provider = regional_provider(config)
     opts = pulumi.ResourceOptions(providers=[provider])
-    cluster_name = f"{PROJECT}-{stack}"
+    cluster_name = config.service.existing_cluster_name or f"{PROJECT}-{stack}"
     service_name = config.service.name
 
     network = _network(config, opts)
@@ -230,7 +189,7 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
     )
     service = _service(
         config,
-        (cluster_name, service_name),
+        cluster_name,
         network,
         registry,
         load_balancer,

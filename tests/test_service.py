@@ -5,17 +5,18 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from components.service import (
     ECS_LB_INFRASTRUCTURE_POLICY,
     FargateService,
-    FargateServiceArgs,
+    ServiceSettings,
     execution_role_policy,
     task_role_policy,
     task_trust_policy,
 )
 from ops.runtime import SECRET_PLACEHOLDER, Plan
-from tests.support import ingress_cidrs, is_taggable, run_component
+from tests.support import ingress_cidrs, is_taggable, run_component, split_settings
 
 IMAGE = "123456789012.dkr.ecr.ap-southeast-1.amazonaws.com/trading-api@sha256:" + "a" * 64
 REPO = "arn:aws:ecr:ap-southeast-1:123456789012:repository/trading-api"
@@ -23,18 +24,26 @@ LOG_GROUP = "arn:aws:logs:ap-southeast-1:123456789012:log-group:/ecs/c/s"
 
 
 def service_plan(**overrides) -> Plan:
-    args = FargateServiceArgs(
-        cluster_name="trading",
-        service_name="api",
-        image=IMAGE,
-        repository_arn=REPO,
-        vpc_id="vpc-1",
-        subnet_ids=["subnet-a", "subnet-b"],
-        load_balancer_security_group_id="sg-alb",
-        target_group_arn="arn:tg-blue",
-        **overrides,
+    settings, wiring = split_settings(ServiceSettings, {"name": "api", **overrides})
+    return run_component(
+        lambda: (
+            FargateService(
+                "svc",
+                settings,
+                **{
+                    "cluster_name": "trading",
+                    "image": IMAGE,
+                    "repository_arn": REPO,
+                    "vpc_id": "vpc-1",
+                    "subnet_ids": ["subnet-a", "subnet-b"],
+                    "load_balancer_security_group_id": "sg-alb",
+                    "target_group_arn": "arn:tg-blue",
+                    **wiring,
+                },
+            )
+            and None
+        )
     )
-    return run_component(lambda: FargateService("svc", args) and None)
 
 
 def container(plan: Plan) -> dict:
@@ -45,12 +54,9 @@ def container(plan: Plan) -> dict:
 
 def shifting(strategy: str, **deployment) -> Plan:
     return service_plan(
-        deployment={
-            "strategy": strategy,
-            "alternate_target_group_arn": "arn:tg-green",
-            "production_listener_rule_arn": "arn:rule",
-            **deployment,
-        }
+        deployment={"strategy": strategy, **deployment},
+        alternate_target_group_arn="arn:tg-green",
+        production_listener_rule_arn="arn:rule",
     )
 
 
@@ -152,7 +158,11 @@ def test_secrets_go_to_secrets_manager_and_reach_the_container_by_arn() -> None:
     definition = container(plan)
     assert {s["name"] for s in definition["secrets"]} == {"BINANCE_API_KEY", "BINANCE_API_SECRET"}
     assert all(s["valueFrom"].startswith("arn:aws:secretsmanager:") for s in definition["secrets"])
-    assert definition["environment"] == [{"name": "LOG_LEVEL", "value": "info"}]
+    assert definition["environment"] == [
+        {"name": "AWS_REGION", "value": "ap-southeast-1"},
+        {"name": "LOG_LEVEL", "value": "info"},
+        {"name": "PORT", "value": "8000"},
+    ]
     assert "k-123" not in json.dumps(definition)
 
 
@@ -215,7 +225,7 @@ def test_cluster_has_container_insights_and_the_capacity_strategy() -> None:
 
 
 def test_rolling_keeps_full_capacity_and_rolls_back() -> None:
-    svc = service_plan(deployment={"alarm_names": ["a-5xx"]}).one("aws:ecs/service:Service").inputs
+    svc = service_plan(rollback_alarm_names=["a-5xx"]).one("aws:ecs/service:Service").inputs
     assert svc["deploymentConfiguration"] == {"strategy": "ROLLING"}
     assert svc["deploymentCircuitBreaker"] == {"enable": True, "rollback": True}
     assert (svc["deploymentMinimumHealthyPercent"], svc["deploymentMaximumPercent"]) == (100, 200)
@@ -269,6 +279,11 @@ def test_canary_percent_and_bake_times_follow_the_args() -> None:
     assert config["bakeTimeInMinutes"] == "1"
 
 
+def test_alarm_rollback_off_leaves_the_alarms_out() -> None:
+    plan = service_plan(rollback_alarm_names=["a-5xx"], deployment={"alarm_rollback": False})
+    assert "alarms" not in plan.one("aws:ecs/service:Service").inputs
+
+
 def test_rolling_creates_no_infrastructure_role() -> None:
     plan = service_plan()
     assert plan.of_type("aws:iam/rolePolicyAttachment:RolePolicyAttachment") == []
@@ -291,8 +306,8 @@ def test_autoscaling_tracks_cpu_and_requests_and_leaves_the_count_alone() -> Non
             "max_count": 9,
             "cpu_target_percent": 55,
             "requests_per_target": 800,
-            "request_count_label": "app/alb/1/targetgroup/tg/2",
         },
+        request_count_label="app/alb/1/targetgroup/tg/2",
     )
     service = plan.one("aws:ecs/service:Service")
     assert service.inputs["desiredCount"] == 3
@@ -316,9 +331,39 @@ def test_autoscaling_tracks_cpu_and_requests_and_leaves_the_count_alone() -> Non
 
 
 def test_without_autoscaling_pulumi_owns_the_desired_count() -> None:
-    plan = service_plan(desired_count=4)
+    plan = service_plan(desired_count=4, autoscaling={"enabled": False})
     assert plan.one("aws:ecs/service:Service").ignore_changes == ()
     assert plan.of_type("aws:appautoscaling/target:Target") == []
+
+
+CLUSTER_ARN = "arn:aws:ecs:ap-southeast-1:111122223333:cluster/shared-prod"
+
+
+def test_a_brought_cluster_runs_the_service_and_none_is_made() -> None:
+    plan = service_plan(cluster_arn=CLUSTER_ARN, request_count_label="app/alb/1/targetgroup/tg/2")
+    assert plan.of_type("aws:ecs/cluster:Cluster") == []
+    assert plan.of_type("aws:ecs/clusterCapacityProviders:ClusterCapacityProviders") == []
+    service = plan.one("aws:ecs/service:Service")
+    assert service.inputs["cluster"] == CLUSTER_ARN
+    # Names that carry the cluster follow the brought one, not the wiring's default.
+    assert plan.one("aws:cloudwatch/logGroup:LogGroup").inputs["name"] == "/ecs/shared-prod/api"
+    target = plan.one("aws:appautoscaling/target:Target").inputs
+    assert target["resourceId"] == "service/shared-prod/api"
+    family = plan.one("aws:ecs/taskDefinition:TaskDefinition").inputs["family"]
+    assert family == "shared-prod-api"
+
+
+@pytest.mark.parametrize(
+    "arn",
+    [
+        "shared-prod",
+        "arn:aws:ecs:ap-southeast-1:111122223333:service/shared-prod/api",
+        "arn:aws:ecs:ap-southeast-1:111122223333:cluster/",
+    ],
+)
+def test_a_brought_cluster_is_a_cluster_arn(arn: str) -> None:
+    with pytest.raises(ValidationError, match="cluster_arn"):
+        ServiceSettings(cluster_arn=arn)
 
 
 @pytest.mark.parametrize("protect", [True, False])
@@ -330,7 +375,12 @@ def test_protect_covers_log_group_and_secrets(protect: bool) -> None:
 
 
 def test_children_are_parented_and_tagged() -> None:
-    plan = shifting("BLUE_GREEN", alarm_names=["x"])
+    plan = service_plan(
+        deployment={"strategy": "BLUE_GREEN"},
+        alternate_target_group_arn="arn:tg-green",
+        production_listener_rule_arn="arn:rule",
+        rollback_alarm_names=["x"],
+    )
     component = plan.one("trading-infra:service:FargateService")
     children = [r for r in plan.resources if r is not component]
     assert {r.parent for r in children} == {component.urn}

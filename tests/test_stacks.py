@@ -266,3 +266,19 @@ def test_service_secrets_become_secrets_manager_entries_the_role_can_read() -> N
     policy = json.loads(plan.named("api-execution-policy").inputs["policy"])
     (statement,) = [s for s in policy["Statement"] if s["Sid"] == "Secrets"]
     assert statement["Resource"] == arns and len(arns) == 2
+
+
+def test_a_stack_runs_on_a_brought_cluster_and_key() -> None:
+    """``service.clusterArn`` and ``monitoring.topicKmsKeyArn`` reach the components, and
+    everything named after the cluster (alarms, dashboard) follows the brought one."""
+    cluster = "arn:aws:ecs:eu-central-1:111122223333:cluster/shared-prod"
+    key = "arn:aws:kms:eu-central-1:111122223333:key/0d1e2f30-aaaa-bbbb-cccc-0123456789ab"
+    raw = with_section(committed_config("eu"), "service", clusterArn=cluster)
+    plan = run_stack(with_section(raw, "monitoring", topicKmsKeyArn=key))
+    assert plan.of_type("aws:ecs/cluster:Cluster") == []
+    assert plan.of_type("aws:kms/key:Key") == []
+    assert plan.one("aws:ecs/service:Service").inputs["cluster"] == cluster
+    assert plan.one("aws:sns/topic:Topic").inputs["kmsMasterKeyId"] == key
+    cpu = plan.named("monitoring-cpu").inputs
+    assert cpu["dimensions"]["ClusterName"] == "shared-prod"
+    assert plan.outputs[outputs.CLUSTER_NAME] == "shared-prod"
