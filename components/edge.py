@@ -12,12 +12,15 @@ import hashlib
 import json
 import re
 from pathlib import Path
-from typing import Literal, Required, TypedDict
+from typing import Annotated, Literal, Required, TypedDict
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field, field_validator, model_validator
 
 from components.certificate import DnsValidatedCertificate
+from components.countries import COMMON_MISTAKES, ISO_3166_ALPHA_2
+from components.settings import Hostname, Settings
 from components.tagging import component_tags
 
 FUNCTION_SOURCE = Path(__file__).with_name("edge") / "geo_router.js"
@@ -119,64 +122,95 @@ class EdgeOrigin(TypedDict, total=False):
     """``public``: the secret header value."""
 
 
-class OriginTimeouts(TypedDict, total=False):
-    """CloudFront's patience with an origin. Defaults give a 3 s GET failover."""
+class OriginTimeoutsSettings(Settings):
+    """``trading-infra:edge.originTimeouts``: how long CloudFront waits for a region."""
 
-    connection_attempts: int
-    """Default 1."""
-    connection_timeout_seconds: int
-    """Default 3."""
-    read_timeout_seconds: int
-    """Default 30."""
-    keepalive_timeout_seconds: int
-    """Default 5."""
-
-
-class CustomDomain(TypedDict, total=False):
-    """Serve on your own hostname."""
-
-    name: Required[str]
-    """The hostname."""
-    certificate_arn: str
-    """An existing us-east-1 ACM certificate; otherwise one is created."""
-    hosted_zone_id: str
-    """Route 53 zone for certificate validation and the alias records."""
+    connection_attempts: Annotated[int, Field(ge=1, le=3)] = 1
+    """Connection attempts per origin before failing over. Default 1."""
+    connection_timeout_seconds: Annotated[int, Field(ge=1, le=10)] = 3
+    """Seconds per connection attempt. Default 3."""
+    read_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 30
+    """Seconds CloudFront waits for a response (bounds a region that accepts connections
+    but hangs). Default 30; above 60 needs a quota increase."""
+    keepalive_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
+    """Seconds an idle origin connection is kept. Default 5."""
 
 
-class GeoEdgeArgs(TypedDict, total=False):
-    """Arguments of ``GeoEdge``."""
+class CustomDomainSettings(Settings):
+    """``trading-infra:edge.customDomain``: serve the API on your own hostname."""
 
-    resource_prefix: Required[str]
-    """Prefix of the account-unique names (function, store, policies)."""
-    origins: Required[list[EdgeOrigin]]
-    """The regions, primary first (the default behaviour's origin)."""
-    default_region: Required[str]
-    """Region for countries without a route."""
-    routes: dict[str, str]
-    """Country -> region. Default none (everyone gets the default region)."""
-    drained_regions: list[str]
-    """Regions routed around by configuration. Default none."""
-    timeouts: OriginTimeouts
-    """Origin timeouts."""
-    price_class: str
-    """Default ``PriceClass_All``."""
-    origin_request_policy: Literal["all-viewer-and-cloudfront", "custom"]
-    """Default ``all-viewer-and-cloudfront``."""
-    forwarded_headers: list[str]
+    name: Hostname
+    """The hostname, e.g. ``api.example.com``. Required."""
+    certificate_arn: (
+        Annotated[str, Field(pattern=r"^arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate/")] | None
+    ) = None
+    """An existing ACM certificate **in us-east-1** covering ``name``."""
+    create_certificate: bool = False
+    """Create the certificate in us-east-1 and validate it through ``hostedZoneId``."""
+    hosted_zone_id: Annotated[str, Field(pattern=r"^Z[A-Z0-9]+$")] | None = None
+    """Route 53 zone of ``name``: validation records and the alias records go there."""
+
+    @model_validator(mode="after")
+    def _one_certificate_setting(self) -> CustomDomainSettings:
+        if (self.certificate_arn is None) == (not self.create_certificate):
+            raise ValueError(
+                "needs exactly one certificate setting: certificateArn (an existing us-east-1 "
+                "certificate) or createCertificate: true"
+            )
+        if self.create_certificate and self.hosted_zone_id is None:
+            raise ValueError("createCertificate needs hostedZoneId to validate the certificate")
+        return self
+
+
+class GeoEdgeSettings(Settings):
+    """``trading-infra:edge``: the global CloudFront entry point (primary stack only)."""
+
+    default_region: str
+    """Region id serving countries without a route. Required."""
+    routes: dict[str, str] = Field(default_factory=dict)
+    """Country code (ISO 3166-1 alpha-2) -> region id."""
+    drained_regions: list[str] = Field(default_factory=list)
+    """Region ids routed around by configuration (a planned drain)."""
+    price_class: Literal["PriceClass_All", "PriceClass_200", "PriceClass_100"] = "PriceClass_All"
+    """CloudFront price class; ``PriceClass_All`` serves India and Singapore from
+    local edges. Default ``PriceClass_All``."""
+    origin_timeouts: OriginTimeoutsSettings = Field(default_factory=OriginTimeoutsSettings)
+    """Origin connection and response timeouts."""
+    origin_request_policy: Literal["all-viewer-and-cloudfront", "custom"] = (
+        "all-viewer-and-cloudfront"
+    )
+    """``all-viewer-and-cloudfront``: the managed AllViewerAndCloudFrontHeaders-2022-06.
+    ``custom``: CloudFront-Viewer-Country plus ``forwardedHeaders`` only."""
+    forwarded_headers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]] = Field(
+        default_factory=list
+    )
     """``custom`` policy: viewer headers forwarded besides CloudFront-Viewer-Country."""
-    custom_domain: CustomDomain
-    """Default: the cloudfront.net name and certificate."""
-    certificate_provider: aws.Provider
-    """A us-east-1 provider: CloudFront only takes certificates from there. Required
-    when ``custom_domain`` has no ``certificate_arn``."""
-    minimum_protocol_version: str
+    custom_domain: CustomDomainSettings | None = None
+    """Your own hostname. Default: the distribution's cloudfront.net name."""
+    minimum_protocol_version: Literal["TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"] = (
+        "TLSv1.2_2021"
+    )
     """Viewer TLS floor with a custom domain. Default ``TLSv1.2_2021``."""
-    web_acl_arn: pulumi.Input[str]
-    """WAFv2 web ACL (CLOUDFRONT scope). Default none."""
-    logging_bucket: str
-    """Standard logging bucket domain. Default off."""
-    logging_prefix: str
-    """Default ``cloudfront/``."""
+    web_acl_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:wafv2:us-east-1:")] | None = None
+    """An existing WAFv2 web ACL (CLOUDFRONT scope) to attach instead of the one ``waf``
+    creates. Default none."""
+
+    @field_validator("routes")
+    @classmethod
+    def _iso_countries(cls, routes: dict[str, str]) -> dict[str, str]:
+        unknown = sorted(code for code in routes if code not in ISO_3166_ALPHA_2)
+        if unknown:
+            hints = [
+                f"{code} (did you mean {COMMON_MISTAKES[code]}?)"
+                if COMMON_MISTAKES.get(code)
+                else code
+                for code in unknown
+            ]
+            raise ValueError(
+                f"{', '.join(hints)}: not ISO 3166-1 alpha-2 country codes (upper case, "
+                "two letters, as in CloudFront-Viewer-Country)"
+            )
+        return routes
 
 
 class GeoEdge(pulumi.ComponentResource):
@@ -200,25 +234,44 @@ class GeoEdge(pulumi.ComponentResource):
     """Worst case before a GET to an unreachable region moves to the other."""
 
     def __init__(
-        self, name: str, args: GeoEdgeArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: GeoEdgeSettings,
+        *,
+        resource_prefix: str,
+        origins: list[EdgeOrigin],
+        firewall_arn: pulumi.Input[str] | None = None,
+        certificate_provider: aws.Provider | None = None,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Wiring, apart from the settings: ``resource_prefix`` (of the account-unique
+        names: function, store, policies), ``origins`` (the regions, primary first: the
+        default behaviour's origin), ``firewall_arn`` (a web ACL the stack made, used
+        when the settings bring none) and ``certificate_provider`` (a us-east-1
+        provider, CloudFront's only certificate region; needed to create the custom
+        domain's certificate)."""
         super().__init__("trading-infra:edge:GeoEdge", name, {}, opts)
-        origins = args["origins"]
+        if settings.web_acl_arn is not None and firewall_arn is not None:
+            raise ValueError(
+                f"GeoEdge {name}: `web_acl_arn` is set and `firewall_arn` is given; "
+                "attach one web ACL."
+            )
+        web_acl_arn = settings.web_acl_arn or firewall_arn
         if not origins:
             raise ValueError(f"GeoEdge {name}: at least one origin is required.")
         regions = [origin["region"] for origin in origins]
-        unknown = {args["default_region"], *args.get("routes", {}).values()} - set(regions)
+        unknown = {settings.default_region, *settings.routes.values()} - set(regions)
         if unknown:
             raise ValueError(
                 f"GeoEdge {name}: routes name regions without an origin: {sorted(unknown)}."
             )
-        custom_domain = args.get("custom_domain")
+        custom_domain = settings.custom_domain
         # First, so that a custom domain missing its settings fails before any resource.
-        certificate_arn, aliases = self._certificate(name, custom_domain, args)
+        certificate_arn, aliases = self._certificate(name, custom_domain, certificate_provider)
         tags = component_tags("edge")
         child = pulumi.ResourceOptions(parent=self)
-        prefix = args["resource_prefix"]
-        timeouts = args.get("timeouts", {})
+        prefix = resource_prefix
+        timeouts = settings.origin_timeouts
 
         self.key_value_store = aws.cloudfront.KeyValueStore(
             f"{name}-routes",
@@ -228,7 +281,7 @@ class GeoEdge(pulumi.ComponentResource):
             opts=child,
         )
         self.routing_table = routing_table(
-            args.get("routes", {}), args["default_region"], args.get("drained_regions", [])
+            settings.routes, settings.default_region, settings.drained_regions
         )
         for key, value in self.routing_table.items():
             aws.cloudfront.KeyvaluestoreKey(
@@ -295,9 +348,9 @@ class GeoEdge(pulumi.ComponentResource):
             opts=child,
         )
         origin_request_policy_id: pulumi.Input[str] = ALL_VIEWER_AND_CLOUDFRONT_POLICY
-        if args.get("origin_request_policy", "all-viewer-and-cloudfront") == "custom":
+        if settings.origin_request_policy == "custom":
             forwarded: list[str] = sorted(
-                {"CloudFront-Viewer-Country", *args.get("forwarded_headers", [])}
+                {"CloudFront-Viewer-Country", *settings.forwarded_headers}
             )
             origin_request_policy_id = aws.cloudfront.OriginRequestPolicy(
                 f"{name}-origin-request",
@@ -334,20 +387,13 @@ class GeoEdge(pulumi.ComponentResource):
             aws.cloudfront.DistributionViewerCertificateArgs(
                 acm_certificate_arn=certificate_arn,
                 ssl_support_method="sni-only",
-                minimum_protocol_version=args.get("minimum_protocol_version", "TLSv1.2_2021"),
+                minimum_protocol_version=settings.minimum_protocol_version,
             )
             if certificate_arn is not None
             else aws.cloudfront.DistributionViewerCertificateArgs(
                 cloudfront_default_certificate=True
             )
         )
-        logging = None
-        if bucket := args.get("logging_bucket"):
-            logging = aws.cloudfront.DistributionLoggingConfigArgs(
-                bucket=bucket,
-                prefix=args.get("logging_prefix", "cloudfront/"),
-                include_cookies=False,
-            )
 
         self.distribution = aws.cloudfront.Distribution(
             f"{name}-distribution",
@@ -355,10 +401,11 @@ class GeoEdge(pulumi.ComponentResource):
             comment=f"{prefix}: geo-routed trading API",
             is_ipv6_enabled=True,
             http_version="http2and3",
-            price_class=args.get("price_class", "PriceClass_All"),
+            price_class=settings.price_class,
             aliases=aliases,
-            web_acl_id=args.get("web_acl_arn"),
-            logging_config=logging,
+            web_acl_id=web_acl_arn,
+            # Standard logging is v2 (CloudWatch Logs delivery), made beside the
+            # distribution by the stack: see components/log_bucket.py.
             origins=distribution_origins,
             default_cache_behavior=aws.cloudfront.DistributionDefaultCacheBehaviorArgs(
                 **behaviour,
@@ -389,12 +436,12 @@ class GeoEdge(pulumi.ComponentResource):
             opts=child,
         )
         self.domain_name = self.distribution.domain_name
-        if custom_domain and "hosted_zone_id" in custom_domain:
+        if custom_domain is not None and custom_domain.hosted_zone_id is not None:
             for record_type in ("A", "AAAA"):
                 aws.route53.Record(
                     f"{name}-alias-{record_type.lower()}",
-                    zone_id=custom_domain["hosted_zone_id"],
-                    name=custom_domain["name"],
+                    zone_id=custom_domain.hosted_zone_id,
+                    name=custom_domain.name,
                     type=record_type,
                     aliases=[
                         aws.route53.RecordAliasArgs(
@@ -407,7 +454,7 @@ class GeoEdge(pulumi.ComponentResource):
                 )
 
         self.get_failover_seconds = get_failover_worst_case_seconds(
-            timeouts.get("connection_attempts", 1), timeouts.get("connection_timeout_seconds", 3)
+            timeouts.connection_attempts, timeouts.connection_timeout_seconds
         )
         self.register_outputs(
             {
@@ -422,20 +469,20 @@ class GeoEdge(pulumi.ComponentResource):
         name: str,
         prefix: str,
         origin: EdgeOrigin,
-        timeouts: OriginTimeouts,
+        timeouts: OriginTimeoutsSettings,
         tags: dict[str, str],
     ) -> aws.cloudfront.DistributionOriginArgs:
         region = origin["region"]
         protocol_policy = pulumi.Output.from_input(origin["protocol"]).apply(
             lambda protocol: "https-only" if protocol == "HTTPS" else "http-only"
         )
-        read_timeout = timeouts.get("read_timeout_seconds", 30)
-        keepalive = timeouts.get("keepalive_timeout_seconds", 5)
+        read_timeout = timeouts.read_timeout_seconds
+        keepalive = timeouts.keepalive_timeout_seconds
         common = {
             "origin_id": region,
             "domain_name": origin["domain_name"],
-            "connection_attempts": timeouts.get("connection_attempts", 1),
-            "connection_timeout": timeouts.get("connection_timeout_seconds", 3),
+            "connection_attempts": timeouts.connection_attempts,
+            "connection_timeout": timeouts.connection_timeout_seconds,
         }
         if origin["protection"] == "vpc-origin":
             endpoint = pulumi.Output.all(origin["alb_arn"], origin["port"], protocol_policy)
@@ -499,14 +546,16 @@ class GeoEdge(pulumi.ComponentResource):
         )
 
     def _certificate(
-        self, name: str, custom_domain: CustomDomain | None, args: GeoEdgeArgs
+        self,
+        name: str,
+        custom_domain: CustomDomainSettings | None,
+        provider: aws.Provider | None,
     ) -> tuple[pulumi.Input[str] | None, list[str] | None]:
         if custom_domain is None:
             return None, None
-        if "certificate_arn" in custom_domain:
-            return custom_domain["certificate_arn"], [custom_domain["name"]]
-        provider = args.get("certificate_provider")
-        zone_id = custom_domain.get("hosted_zone_id")
+        if custom_domain.certificate_arn is not None:
+            return custom_domain.certificate_arn, [custom_domain.name]
+        zone_id = custom_domain.hosted_zone_id
         if provider is None or zone_id is None:
             raise ValueError(
                 f"GeoEdge {name}: a custom domain without `certificate_arn` needs "
@@ -514,11 +563,11 @@ class GeoEdge(pulumi.ComponentResource):
             )
         certificate = DnsValidatedCertificate(
             f"{name}-certificate",
-            domain_name=custom_domain["name"],
+            domain_name=custom_domain.name,
             zone_id=zone_id,
             component="edge",
             # Route 53 is global; the certificate (and so its children) is CloudFront's,
             # in us-east-1.
             opts=pulumi.ResourceOptions(parent=self, providers=[provider]),
         )
-        return certificate.arn, [custom_domain["name"]]
+        return certificate.arn, [custom_domain.name]

@@ -4,13 +4,21 @@ sections are these models (camelCase keys, no unknown key, no type coercion)."""
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field
 
 
 def camel(name: str) -> str:
     """``elb_5xx_count`` -> ``elb5xxCount``: Pulumi's key style, digits left alone."""
     first, *rest = name.split("_")
     return first + "".join(part[:1].upper() + part[1:] for part in rest)
+
+
+Hostname = Annotated[
+    str, Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
+]
+"""A DNS hostname, lower case (``api.example.com``)."""
 
 
 class Settings(BaseModel):

@@ -37,15 +37,15 @@ from pydantic import (
 )
 from pydantic_core import ErrorDetails
 
+from components.edge import GeoEdgeSettings
 from components.load_balancer import LoadBalancerSettings
 from components.log_bucket import AccessLogSettings
 from components.monitoring import MonitoringSettings
 from components.network import NetworkSettings, private_cidr
 from components.registry import BuildSettings, RegistrySettings
 from components.service import ENV_NAME, ServiceSettings
-from components.settings import Settings, camel
+from components.settings import Hostname, Settings, camel
 from components.waf import WafSettings
-from stacks.countries import COMMON_MISTAKES, ISO_3166_ALPHA_2
 
 PROJECT = "trading-infra"
 """The Pulumi project name, and so the namespace of the program's own config keys."""
@@ -70,12 +70,6 @@ class ConfigError(pulumi.RunError):
         self.problems = list(problems)
         lines = "\n".join(f"  - {problem}" for problem in self.problems)
         super().__init__(f"stack {stack!r} has {len(self.problems)} config error(s):\n{lines}")
-
-
-Hostname = Annotated[
-    str, Field(max_length=253, pattern=r"^([a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?\.)+[a-z]{2,63}$")
-]
-"""A DNS hostname, lower case (``api.example.com``)."""
 
 
 class _Section(Settings):
@@ -185,47 +179,7 @@ class MonitoringConfig(MonitoringSettings, _Section):
     """``trading-infra:monitoring``: alarms, their thresholds and who hears of them."""
 
 
-class OriginTimeoutsConfig(_Section):
-    """``trading-infra:edge.originTimeouts``: how long CloudFront waits for a region."""
-
-    connection_attempts: Annotated[int, Field(ge=1, le=3)] = 1
-    """Connection attempts per origin before failing over. Default 1."""
-    connection_timeout_seconds: Annotated[int, Field(ge=1, le=10)] = 3
-    """Seconds per connection attempt. Default 3."""
-    read_timeout_seconds: Annotated[int, Field(ge=1, le=120)] = 30
-    """Seconds CloudFront waits for a response (bounds a region that accepts connections
-    but hangs). Default 30; above 60 needs a quota increase."""
-    keepalive_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 5
-    """Seconds an idle origin connection is kept. Default 5."""
-
-
-class CustomDomainConfig(_Section):
-    """``trading-infra:edge.customDomain``: serve the API on your own hostname."""
-
-    name: Hostname
-    """The hostname, e.g. ``api.example.com``. Required."""
-    certificate_arn: (
-        Annotated[str, Field(pattern=r"^arn:aws[\w-]*:acm:us-east-1:\d{12}:certificate/")] | None
-    ) = None
-    """An existing ACM certificate **in us-east-1** covering ``name``."""
-    create_certificate: bool = False
-    """Create the certificate in us-east-1 and validate it through ``hostedZoneId``."""
-    hosted_zone_id: Annotated[str, Field(pattern=r"^Z[A-Z0-9]+$")] | None = None
-    """Route 53 zone of ``name``: validation records and the alias records go there."""
-
-    @model_validator(mode="after")
-    def _one_certificate_setting(self) -> CustomDomainConfig:
-        if (self.certificate_arn is None) == (not self.create_certificate):
-            raise ValueError(
-                "needs exactly one certificate setting: certificateArn (an existing us-east-1 "
-                "certificate) or createCertificate: true"
-            )
-        if self.create_certificate and self.hosted_zone_id is None:
-            raise ValueError("createCertificate needs hostedZoneId to validate the certificate")
-        return self
-
-
-class EdgeConfig(_Section):
+class EdgeConfig(GeoEdgeSettings, _Section):
     """``trading-infra:edge``: the global CloudFront entry point (primary stack only)."""
 
     fallback_stack: str | None = None
@@ -233,35 +187,6 @@ class EdgeConfig(_Section):
     ``<organization>/<project>/<name>`` with the organization and project of the
     deploying stack (``pulumi.get_organization()``), so it resolves on Pulumi Cloud and
     self-managed backends alike. Unset: the edge serves the primary origin alone."""
-    default_region: str
-    """Region id serving countries without a route. Required."""
-    routes: dict[str, str] = Field(default_factory=dict)
-    """Country code (ISO 3166-1 alpha-2) -> region id."""
-    drained_regions: list[str] = Field(default_factory=list)
-    """Region ids routed around by configuration (a planned drain)."""
-    price_class: Literal["PriceClass_All", "PriceClass_200", "PriceClass_100"] = "PriceClass_All"
-    """CloudFront price class; ``PriceClass_All`` serves India and Singapore from
-    local edges. Default ``PriceClass_All``."""
-    origin_timeouts: OriginTimeoutsConfig = Field(default_factory=OriginTimeoutsConfig)
-    """Origin connection and response timeouts."""
-    origin_request_policy: Literal["all-viewer-and-cloudfront", "custom"] = (
-        "all-viewer-and-cloudfront"
-    )
-    """``all-viewer-and-cloudfront``: the managed AllViewerAndCloudFrontHeaders-2022-06.
-    ``custom``: CloudFront-Viewer-Country plus ``forwardedHeaders`` only."""
-    forwarded_headers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9-]+$")]] = Field(
-        default_factory=list
-    )
-    """``custom`` policy: viewer headers forwarded besides CloudFront-Viewer-Country."""
-    custom_domain: CustomDomainConfig | None = None
-    """Your own hostname. Default: the distribution's cloudfront.net name."""
-    minimum_protocol_version: Literal["TLSv1.2_2021", "TLSv1.2_2025", "TLSv1.3_2025"] = (
-        "TLSv1.2_2021"
-    )
-    """Viewer TLS floor with a custom domain. Default ``TLSv1.2_2021``."""
-    web_acl_arn: Annotated[str, Field(pattern=r"^arn:aws[\w-]*:wafv2:us-east-1:")] | None = None
-    """An existing WAFv2 web ACL (CLOUDFRONT scope) to attach instead of the one ``waf``
-    creates. Default none."""
     waf: WafSettings = Field(default_factory=WafSettings)
     """The web ACL the stack creates (rate limits, AWS managed rules, request logs):
     on by default in production."""
@@ -298,23 +223,6 @@ class EdgeConfig(_Section):
                 "the primary's region fails with it. Deploy the fallback to another region"
             )
         return value
-
-    @field_validator("routes")
-    @classmethod
-    def _iso_countries(cls, routes: dict[str, str]) -> dict[str, str]:
-        unknown = sorted(code for code in routes if code not in ISO_3166_ALPHA_2)
-        if unknown:
-            hints = [
-                f"{code} (did you mean {COMMON_MISTAKES[code]}?)"
-                if COMMON_MISTAKES.get(code)
-                else code
-                for code in unknown
-            ]
-            raise ValueError(
-                f"{', '.join(hints)}: not ISO 3166-1 alpha-2 country codes (upper case, "
-                "two letters, as in CloudFront-Viewer-Country)"
-            )
-        return routes
 
     @model_validator(mode="after")
     def _regions_are_origins(self, info: ValidationInfo) -> EdgeConfig:

@@ -14,7 +14,7 @@ import pulumi
 import pulumi_aws as aws
 
 from components.certificate import DnsValidatedCertificate
-from components.edge import CustomDomain, EdgeOrigin, GeoEdge, GeoEdgeArgs
+from components.edge import EdgeOrigin, GeoEdge
 from components.failover import RegionFailover, RegionFailoverArgs, failover_budget
 from components.load_balancer import LoadBalancer
 from components.log_bucket import CloudFrontAccessLogs, LogBucket
@@ -312,46 +312,25 @@ def build_primary(config: RegionalStackConfig) -> None:
     edge_logs = config.logs_on(edge.access_logs)
     needs_us_east_1 = config.creates_waf or edge_logs or (domain and domain.create_certificate)
     us_east_1 = _us_east_1(stack) if needs_us_east_1 else None
-    timeouts = edge.origin_timeouts
-    args = GeoEdgeArgs(
-        resource_prefix=f"{PROJECT}-{stack}",
-        origins=origins,
-        default_region=edge.default_region,
-        routes=dict(edge.routes),
-        drained_regions=list(edge.drained_regions),
-        timeouts={
-            "connection_attempts": timeouts.connection_attempts,
-            "connection_timeout_seconds": timeouts.connection_timeout_seconds,
-            "read_timeout_seconds": timeouts.read_timeout_seconds,
-            "keepalive_timeout_seconds": timeouts.keepalive_timeout_seconds,
-        },
-        price_class=edge.price_class,
-        origin_request_policy=edge.origin_request_policy,
-        forwarded_headers=list(edge.forwarded_headers),
-        minimum_protocol_version=edge.minimum_protocol_version,
-    )
-    if edge.web_acl_arn:
-        args["web_acl_arn"] = edge.web_acl_arn
-    elif us_east_1 is not None and config.creates_waf:
-        firewall = EdgeFirewall(
+    firewall_arn = None
+    if edge.web_acl_arn is None and us_east_1 is not None and config.creates_waf:
+        firewall_arn = EdgeFirewall(
             "waf",
             edge.waf,
             prefix=f"{PROJECT}-{stack}",
             provider=us_east_1,
             protect_logs=config.production,
-        )
-        args["web_acl_arn"] = firewall.arn
-    if domain is not None:
-        custom = CustomDomain(name=domain.name)
-        if domain.certificate_arn:
-            custom["certificate_arn"] = domain.certificate_arn
-        if domain.hosted_zone_id:
-            custom["hosted_zone_id"] = domain.hosted_zone_id
-        args["custom_domain"] = custom
-        if us_east_1 is not None and domain.create_certificate:
-            # CloudFront takes certificates from us-east-1 only.
-            args["certificate_provider"] = us_east_1
-    geo_edge = GeoEdge("edge", args, opts=pulumi.ResourceOptions(providers=[backend.provider]))
+        ).arn
+    geo_edge = GeoEdge(
+        "edge",
+        edge,
+        resource_prefix=f"{PROJECT}-{stack}",
+        origins=origins,
+        firewall_arn=firewall_arn,
+        # CloudFront takes certificates from us-east-1 only.
+        certificate_provider=us_east_1 if domain and domain.create_certificate else None,
+        opts=pulumi.ResourceOptions(providers=[backend.provider]),
+    )
     if edge_logs and us_east_1 is not None:
         existing = edge.access_logs.bucket
         CloudFrontAccessLogs(

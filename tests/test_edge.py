@@ -14,9 +14,10 @@ from components.edge import (
     CACHING_DISABLED_POLICY,
     FUNCTION_SIZE_LIMIT,
     FUNCTION_SOURCE,
+    CustomDomainSettings,
     EdgeOrigin,
     GeoEdge,
-    GeoEdgeArgs,
+    GeoEdgeSettings,
     get_failover_worst_case_seconds,
     kvs_id_from_arn,
     render_function,
@@ -30,6 +31,7 @@ from tests.support import (
     is_taggable,
     plan_sg,
     run_component,
+    split_settings,
     with_section,
 )
 
@@ -50,14 +52,16 @@ def origin(region: str, alb: str, **overrides) -> EdgeOrigin:
 
 
 def edge_plan(**overrides) -> Plan:
-    args = GeoEdgeArgs(
-        resource_prefix="trading-infra-sg",
-        origins=[origin("sg", SG_ALB), origin("eu", EU_ALB)],
-        default_region="sg",
-        routes={"US": "sg", "IN": "sg", "DE": "eu"},
+    settings, wiring = split_settings(
+        GeoEdgeSettings,
+        {"default_region": "sg", "routes": {"US": "sg", "IN": "sg", "DE": "eu"}, **overrides},
     )
-    args.update(overrides)  # type: ignore[typeddict-item]
-    return run_component(lambda: GeoEdge("edge", args) and None)
+    wiring = {
+        "resource_prefix": "trading-infra-sg",
+        "origins": [origin("sg", SG_ALB), origin("eu", EU_ALB)],
+        **wiring,
+    }
+    return run_component(lambda: GeoEdge("edge", settings, **wiring) and None)
 
 
 def distribution(plan: Plan) -> dict:
@@ -275,13 +279,15 @@ def test_created_certificate_lives_in_us_east_1_and_is_validated_by_dns() -> Non
         us_east_1 = aws.Provider("aws-us-east-1", region="us-east-1")
         GeoEdge(
             "edge",
-            GeoEdgeArgs(
-                resource_prefix="trading-infra-sg",
-                origins=[origin("sg", SG_ALB)],
+            GeoEdgeSettings(
                 default_region="sg",
-                custom_domain={"name": "api.example.com", "hosted_zone_id": "Z123"},
-                certificate_provider=us_east_1,
+                custom_domain=CustomDomainSettings(
+                    name="api.example.com", create_certificate=True, hosted_zone_id="Z123"
+                ),
             ),
+            resource_prefix="trading-infra-sg",
+            origins=[origin("sg", SG_ALB)],
+            certificate_provider=us_east_1,
         )
 
     plan = run_component(program)
@@ -301,7 +307,26 @@ def test_created_certificate_lives_in_us_east_1_and_is_validated_by_dns() -> Non
 
 def test_custom_domain_without_a_certificate_setting_is_refused() -> None:
     with pytest.raises(ValueError, match="needs `certificate_provider`"):
-        edge_plan(custom_domain={"name": "api.example.com"})
+        edge_plan(
+            custom_domain={
+                "name": "api.example.com",
+                "create_certificate": True,
+                "hosted_zone_id": "Z123",
+            }
+        )
+
+
+def test_a_brought_web_acl_and_a_made_one_are_not_both_attached() -> None:
+    with pytest.raises(ValueError, match="attach one web ACL"):
+        edge_plan(
+            web_acl_arn="arn:aws:wafv2:us-east-1:123456789012:global/webacl/x/1",
+            firewall_arn="arn:aws:wafv2:us-east-1:123456789012:global/webacl/made/2",
+        )
+
+
+def test_a_made_web_acl_is_attached_when_none_is_brought() -> None:
+    made = "arn:aws:wafv2:us-east-1:123456789012:global/webacl/made/2"
+    assert distribution(edge_plan(firewall_arn=made))["webAclId"] == made
 
 
 def test_routes_to_a_region_without_an_origin_are_refused() -> None:
@@ -314,16 +339,12 @@ def test_options_follow_the_args() -> None:
         edge_plan(
             price_class="PriceClass_200",
             web_acl_arn="arn:aws:wafv2:us-east-1:123456789012:global/webacl/x/1",
-            logging_bucket="logs.s3.amazonaws.com",
         )
     )
     assert dist["priceClass"] == "PriceClass_200"
     assert dist["webAclId"].startswith("arn:aws:wafv2:us-east-1:")
-    assert dist["loggingConfig"] == {
-        "bucket": "logs.s3.amazonaws.com",
-        "prefix": "cloudfront/",
-        "includeCookies": False,
-    }
+    # Standard logging is v2, a delivery beside the distribution, never the legacy field.
+    assert "loggingConfig" not in dist
     assert dist["isIpv6Enabled"] is True
 
 
