@@ -12,13 +12,15 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Required, TypedDict
+from typing import Annotated, Literal
 
 import pulumi
 import pulumi_aws as aws
+from pydantic import Field
 
 from components.iam import service_assume_role_policy
 from components.monitoring import availability_alarms
+from components.settings import Settings
 from components.tagging import component_tags
 
 LAMBDA_SOURCE = Path(__file__).with_name("failover_lambda") / "handler.py"
@@ -163,39 +165,24 @@ def dead_letter_queue_policy(queue_arn: str, rule_arns: Sequence[str]) -> str:
     )
 
 
-class RegionFailoverArgs(TypedDict, total=False):
-    """Arguments of ``RegionFailover``. Thresholds default to the values shown."""
+class FailoverSettings(Settings):
+    """``trading-infra:failover``: automatic region failover for every HTTP method
+    (primary stack only: the edge owns the routing table)."""
 
-    region: Required[str]
-    """Region id at the edge (``sg``): the key is ``health:<region>``."""
-    name_prefix: Required[str]
-    """Prefix of the alarm and function names (e.g. ``trading-api-sg``)."""
-    key_value_store_arn: Required[pulumi.Input[str]]
-    """The edge's routing table."""
-    load_balancer_arn_suffix: Required[pulumi.Input[str]]
-    """The region's ALB (CloudWatch dimension)."""
-    target_group_arn_suffixes: Required[pulumi.Input[Sequence[pulumi.Input[str]]]]
-    """The service's target groups (CloudWatch dimensions)."""
-    layer_path: Required[str]
-    """Directory of the Lambda layer carrying awscrt (``make lambda-layer``)."""
-    period_seconds: int
-    """Alarm period. Default 60 (ALB metrics are per minute)."""
-    evaluation_periods: int
-    """Breaching periods before the region is declared down. Default 1."""
-    recovery_periods: int
-    """OK periods before it is declared healthy again (hysteresis). Default 5."""
-    target_5xx_rate_percent: float
-    """Default 10."""
-    elb_5xx_count: int
-    """Default 20."""
-    lambda_timeout_seconds: int
-    """Default 10."""
-    log_retention_days: int
-    """Default 365."""
-    alarm_topic_arn: pulumi.Input[str]
-    """SNS topic told when the region is declared down and when the Lambda fails."""
-    protect: bool
-    """Protect the function's log group from deletion. Default False."""
+    period_seconds: Literal[60, 120, 300] = 60
+    """Failover alarm period (ALB metrics are per minute). Default 60."""
+    evaluation_periods: Annotated[int, Field(ge=1, le=5)] = 1
+    """Breaching periods before a region is routed away from. Default 1."""
+    recovery_periods: Annotated[int, Field(ge=1, le=60)] = 5
+    """OK periods before it is routed to again (hysteresis). Default 5."""
+    target_5xx_rate_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
+    """Target 5xx share that means the region cannot serve. Default 10."""
+    elb_5xx_count: Annotated[int, Field(ge=1)] = 20
+    """ALB-generated 5xx per period that mean it cannot serve. Default 20."""
+    lambda_timeout_seconds: Annotated[int, Field(ge=3, le=60)] = 10
+    """Timeout of the health-writing Lambda. Default 10."""
+    layer_path: str = "build/lambda-layer"
+    """Lambda layer directory built by ``make lambda-layer``. Default ``build/lambda-layer``."""
 
 
 class RegionFailover(pulumi.ComponentResource):
@@ -219,23 +206,41 @@ class RegionFailover(pulumi.ComponentResource):
     """Fires when the function errors."""
 
     def __init__(
-        self, name: str, args: RegionFailoverArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        settings: FailoverSettings,
+        *,
+        region: str,
+        name_prefix: str,
+        key_value_store_arn: pulumi.Input[str],
+        load_balancer_arn_suffix: pulumi.Input[str],
+        target_group_arn_suffixes: pulumi.Input[Sequence[pulumi.Input[str]]],
+        alarm_topic_arn: pulumi.Input[str] | None = None,
+        log_retention_days: int = 365,
+        protect: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """Wiring, apart from the settings: ``region`` (the region id at the edge, so
+        the key is ``health:<region>``), ``name_prefix`` (of the alarm and function
+        names), the edge's routing table, the region's ALB and target groups (CloudWatch
+        dimensions), ``alarm_topic_arn`` (told when the region is declared down and
+        when the Lambda fails), the function's log retention and ``protect`` (its log
+        group)."""
         super().__init__("trading-infra:failover:RegionFailover", name, {}, opts)
         tags = component_tags("failover")
         child = pulumi.ResourceOptions(parent=self)
-        prefix = args["name_prefix"]
-        period = args.get("period_seconds", 60)
-        periods = args.get("evaluation_periods", 1)
-        topic = args.get("alarm_topic_arn")
+        prefix = name_prefix
+        period = settings.period_seconds
+        periods = settings.evaluation_periods
+        topic = alarm_topic_arn
         actions = [topic] if topic is not None else []
 
         definitions = availability_alarms(
-            args["load_balancer_arn_suffix"],
-            args["target_group_arn_suffixes"],
+            load_balancer_arn_suffix,
+            target_group_arn_suffixes,
             period,
-            args.get("target_5xx_rate_percent", 10.0),
-            args.get("elb_5xx_count", 20),
+            settings.target_5xx_rate_percent,
+            settings.elb_5xx_count,
             # Failover acts on one period: only a reported zero flips the region, a
             # missing datapoint leaves the alarm INSUFFICIENT_DATA (Monitoring's alarm
             # still notifies when the data stays away).
@@ -256,7 +261,7 @@ class RegionFailover(pulumi.ComponentResource):
         self.composite_alarm = aws.cloudwatch.CompositeAlarm(
             f"{name}-cannot-serve",
             alarm_name=f"{prefix}-cannot-serve",
-            alarm_description=f"Region {args['region']} cannot serve: traffic is routed away",
+            alarm_description=f"Region {region} cannot serve: traffic is routed away",
             alarm_rule=pulumi.Output.all(*[a.name for a in self.alarms.values()]).apply(
                 composite_rule
             ),
@@ -270,9 +275,9 @@ class RegionFailover(pulumi.ComponentResource):
         log_group = aws.cloudwatch.LogGroup(
             f"{name}-logs",
             name=f"/aws/lambda/{function_name}",
-            retention_in_days=args.get("log_retention_days", 365),
+            retention_in_days=log_retention_days,
             tags=tags,
-            opts=pulumi.ResourceOptions(parent=self, protect=args.get("protect", False)),
+            opts=pulumi.ResourceOptions(parent=self, protect=protect),
         )
         self.dead_letter_queue = aws.sqs.Queue(
             f"{name}-dead-letters",
@@ -288,7 +293,7 @@ class RegionFailover(pulumi.ComponentResource):
             ).account_id.apply(
                 lambda account: service_assume_role_policy("lambda.amazonaws.com", account)
             ),
-            description=f"Writes health:{args['region']} in the edge's routing table",
+            description=f"Writes health:{region} in the edge's routing table",
             tags=tags,
             opts=child,
         )
@@ -296,7 +301,7 @@ class RegionFailover(pulumi.ComponentResource):
             f"{name}-policy",
             role=self.role.id,
             policy=pulumi.Output.all(
-                args["key_value_store_arn"],
+                key_value_store_arn,
                 self.composite_alarm.arn,
                 log_group.arn,
                 self.dead_letter_queue.arn,
@@ -307,23 +312,23 @@ class RegionFailover(pulumi.ComponentResource):
             f"{name}-awscrt",
             layer_name=f"{prefix}-awscrt",
             description="AWS CRT: SigV4A signing for the KeyValueStore API",
-            code=pulumi.FileArchive(args["layer_path"]),
+            code=pulumi.FileArchive(settings.layer_path),
             compatible_runtimes=[LAMBDA_RUNTIME],
             compatible_architectures=[LAMBDA_ARCHITECTURE],
             opts=child,
         )
-        recovery_seconds = args.get("recovery_periods", 5) * period
+        recovery_seconds = settings.recovery_periods * period
         self.function = aws.lambda_.Function(
             f"{name}-function",
             name=function_name,
-            description=f"Marks region {args['region']} unhealthy/healthy at the edge",
+            description=f"Marks region {region} unhealthy/healthy at the edge",
             runtime=LAMBDA_RUNTIME,
             architectures=[LAMBDA_ARCHITECTURE],
             handler="handler.handler",
             code=pulumi.AssetArchive({"handler.py": pulumi.FileAsset(str(LAMBDA_SOURCE))}),
             role=self.role.arn,
             layers=[layer.arn],
-            timeout=args.get("lambda_timeout_seconds", 10),
+            timeout=settings.lambda_timeout_seconds,
             memory_size=256,
             # No reserved concurrency: accounts at the minimum quota reject any
             # reservation ("decreases account's UnreservedConcurrentExecution below its
@@ -331,8 +336,8 @@ class RegionFailover(pulumi.ComponentResource):
             # conditional on the store's ETag and re-read on a conflict.
             environment=aws.lambda_.FunctionEnvironmentArgs(
                 variables={
-                    "KVS_ARN": args["key_value_store_arn"],
-                    "REGION_ID": args["region"],
+                    "KVS_ARN": key_value_store_arn,
+                    "REGION_ID": region,
                     "ALARM_NAME": self.composite_alarm.alarm_name,
                     "RECOVERY_SECONDS": str(recovery_seconds),
                 }
@@ -358,7 +363,7 @@ class RegionFailover(pulumi.ComponentResource):
         )
         self.schedule_rule = aws.cloudwatch.EventRule(
             f"{name}-recovery-check",
-            description=f"Once a minute: has region {args['region']} been OK long enough?",
+            description=f"Once a minute: has region {region} been OK long enough?",
             schedule_expression="rate(1 minute)",
             tags=tags,
             opts=child,

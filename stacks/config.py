@@ -38,6 +38,7 @@ from pydantic import (
 from pydantic_core import ErrorDetails
 
 from components.edge import GeoEdgeSettings
+from components.failover import FailoverSettings
 from components.load_balancer import LoadBalancerSettings
 from components.log_bucket import AccessLogSettings
 from components.monitoring import MonitoringSettings
@@ -253,26 +254,12 @@ class EdgeConfig(GeoEdgeSettings, _Section):
         return self
 
 
-class FailoverConfig(_Section):
+class FailoverConfig(FailoverSettings, _Section):
     """``trading-infra:failover``: automatic region failover for every HTTP method
     (primary stack only: the edge owns the routing table)."""
 
     enabled: bool = True
     """Create the alarms, EventBridge rules and Lambdas. Default true."""
-    period_seconds: Literal[60, 120, 300] = 60
-    """Failover alarm period (ALB metrics are per minute). Default 60."""
-    evaluation_periods: Annotated[int, Field(ge=1, le=5)] = 1
-    """Breaching periods before a region is routed away from. Default 1."""
-    recovery_periods: Annotated[int, Field(ge=1, le=60)] = 5
-    """OK periods before it is routed to again (hysteresis). Default 5."""
-    target_5xx_rate_percent: Annotated[float, Field(gt=0, le=100)] = 10.0
-    """Target 5xx share that means the region cannot serve. Default 10."""
-    elb_5xx_count: Annotated[int, Field(ge=1)] = 20
-    """ALB-generated 5xx per period that mean it cannot serve. Default 20."""
-    lambda_timeout_seconds: Annotated[int, Field(ge=3, le=60)] = 10
-    """Timeout of the health-writing Lambda. Default 10."""
-    layer_path: str = "build/lambda-layer"
-    """Lambda layer directory built by ``make lambda-layer``. Default ``build/lambda-layer``."""
 
     @field_validator("layer_path")
     @classmethod

@@ -15,7 +15,7 @@ import pulumi_aws as aws
 
 from components.certificate import DnsValidatedCertificate
 from components.edge import EdgeOrigin, GeoEdge
-from components.failover import RegionFailover, RegionFailoverArgs, failover_budget
+from components.failover import RegionFailover, failover_budget
 from components.load_balancer import LoadBalancer
 from components.log_bucket import CloudFrontAccessLogs, LogBucket
 from components.monitoring import Monitoring
@@ -374,25 +374,21 @@ def _failover(
     store. The primary stack owns them because it owns the store: the deploy order
     stays eu -> sg, with no reference back from eu to sg."""
     stack = pulumi.get_stack()
-    common = RegionFailoverArgs(
+    common = {
+        "key_value_store_arn": geo_edge.key_value_store.arn,
+        "log_retention_days": config.service.log_retention_days,
+        "protect": config.production,
+    }
+    RegionFailover(
+        f"failover-{stack}",
+        failover,
         region=stack,
         name_prefix=f"{PROJECT}-{stack}",
-        key_value_store_arn=geo_edge.key_value_store.arn,
         load_balancer_arn_suffix=backend.load_balancer.arn_suffix,
         target_group_arn_suffixes=backend.load_balancer.target_group_arn_suffixes,
-        layer_path=failover.layer_path,
-        period_seconds=failover.period_seconds,
-        evaluation_periods=failover.evaluation_periods,
-        recovery_periods=failover.recovery_periods,
-        target_5xx_rate_percent=failover.target_5xx_rate_percent,
-        elb_5xx_count=failover.elb_5xx_count,
-        lambda_timeout_seconds=failover.lambda_timeout_seconds,
-        log_retention_days=config.service.log_retention_days,
         alarm_topic_arn=backend.monitoring.topic.arn,
-        protect=config.production,
-    )
-    RegionFailover(
-        f"failover-{stack}", common, opts=pulumi.ResourceOptions(providers=[backend.provider])
+        **common,
+        opts=pulumi.ResourceOptions(providers=[backend.provider]),
     )
     edge = config.edge
     if fallback is not None and edge is not None and edge.fallback_region:
@@ -410,18 +406,13 @@ def _failover(
         )
         RegionFailover(
             f"failover-{region}",
-            RegionFailoverArgs(
-                **{
-                    **common,
-                    "region": region,
-                    "name_prefix": f"{PROJECT}-{region}",
-                    "load_balancer_arn_suffix": fallback.require_output(outputs.ALB_ARN_SUFFIX),
-                    "target_group_arn_suffixes": fallback.require_output(
-                        outputs.TARGET_GROUP_ARN_SUFFIXES
-                    ),
-                    "alarm_topic_arn": fallback.require_output(outputs.ALARM_TOPIC_ARN),
-                }
-            ),
+            failover,
+            region=region,
+            name_prefix=f"{PROJECT}-{region}",
+            load_balancer_arn_suffix=fallback.require_output(outputs.ALB_ARN_SUFFIX),
+            target_group_arn_suffixes=fallback.require_output(outputs.TARGET_GROUP_ARN_SUFFIXES),
+            alarm_topic_arn=fallback.require_output(outputs.ALARM_TOPIC_ARN),
+            **common,
             opts=pulumi.ResourceOptions(providers=[provider]),
         )
     budget = failover_budget(

@@ -13,8 +13,8 @@ from components.failover import (
     EVENTBRIDGE_DELIVERY_SECONDS,
     KVS_PROPAGATION_SECONDS,
     LAMBDA_SOURCE,
+    FailoverSettings,
     RegionFailover,
-    RegionFailoverArgs,
     alarm_event_pattern,
     composite_rule,
     dead_letter_queue_policy,
@@ -25,24 +25,31 @@ from ops.layer import build_layer
 from ops.runtime import Plan
 from stacks import outputs
 from stacks.config import ConfigError, parse_stack_config
-from tests.support import committed_config, is_taggable, plan_sg, run_component, with_section
+from tests.support import (
+    committed_config,
+    is_taggable,
+    plan_sg,
+    run_component,
+    split_settings,
+    with_section,
+)
 
 KVS = "arn:aws:cloudfront::123456789012:key-value-store/0d6ba4d4"
 ALARM_ARN = "arn:aws:cloudwatch:ap-southeast-1:123456789012:alarm:trading-infra-sg-cannot-serve"
 
 
 def failover_plan(**overrides) -> Plan:
-    args = RegionFailoverArgs(
-        region="sg",
-        name_prefix="trading-infra-sg",
-        key_value_store_arn=KVS,
-        load_balancer_arn_suffix="app/alb/1",
-        target_group_arn_suffixes=["targetgroup/tg/2", "targetgroup/tg-alt/3"],
-        layer_path="build/lambda-layer",
-        alarm_topic_arn="arn:aws:sns:ap-southeast-1:123456789012:alarms",
-    )
-    args.update(overrides)  # type: ignore[typeddict-item]
-    return run_component(lambda: RegionFailover("failover", args) and None)
+    settings, wiring = split_settings(FailoverSettings, overrides)
+    wiring = {
+        "region": "sg",
+        "name_prefix": "trading-infra-sg",
+        "key_value_store_arn": KVS,
+        "load_balancer_arn_suffix": "app/alb/1",
+        "target_group_arn_suffixes": ["targetgroup/tg/2", "targetgroup/tg-alt/3"],
+        "alarm_topic_arn": "arn:aws:sns:ap-southeast-1:123456789012:alarms",
+        **wiring,
+    }
+    return run_component(lambda: RegionFailover("failover", settings, **wiring) and None)
 
 
 # --- pure functions ------------------------------------------------------------------
