@@ -439,7 +439,7 @@ class FargateService(pulumi.ComponentResource):
                     "`alternate_target_group_arn` and `production_listener_rule_arn`."
                 )
             traffic_shift = (alternate_target_group_arn, production_listener_rule_arn)
-        self._name = name
+        self._resource_name = name
         self._settings = settings
         self._tags = component_tags("service")
         self.cluster_name = settings.existing_cluster_name or cluster_name
@@ -483,7 +483,7 @@ class FargateService(pulumi.ComponentResource):
     def _cluster(self) -> list[pulumi.Resource]:
         """The cluster and its capacity providers, unless one was brought; what the
         service must wait for."""
-        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        name, child = self._resource_name, pulumi.ResourceOptions(parent=self)
         if self._settings.cluster_arn is not None:
             self.cluster = None
             self.cluster_arn = pulumi.Output.from_input(self._settings.cluster_arn)
@@ -515,7 +515,7 @@ class FargateService(pulumi.ComponentResource):
         return [capacity]
 
     def _logs_and_secrets(self, secrets: Mapping[str, pulumi.Input[str]], protect: bool) -> None:
-        name, tags = self._name, self._tags
+        name, tags = self._resource_name, self._tags
         child = pulumi.ResourceOptions(parent=self)
         stateful = pulumi.ResourceOptions(parent=self, protect=protect)
         self.log_group = aws.cloudwatch.LogGroup(
@@ -547,7 +547,7 @@ class FargateService(pulumi.ComponentResource):
         """The execution and task roles; returns their policies, which the service waits
         for: tasks started before the execution role's policy exists cannot pull or log,
         and the pulumi-aws aws.ecs.Service docs advise depending on the role policies."""
-        name, tags = self._name, self._tags
+        name, tags = self._resource_name, self._tags
         child = pulumi.ResourceOptions(parent=self)
         trust = task_trust_policy(self._identity.account_id, self._region)
         self.execution_role = aws.iam.Role(
@@ -617,7 +617,7 @@ class FargateService(pulumi.ComponentResource):
             )
         )
         self.task_definition = aws.ecs.TaskDefinition(
-            f"{self._name}-task",
+            f"{self._resource_name}-task",
             family=f"{self.cluster_name}-{self.service_name}",
             requires_compatibilities=["FARGATE"],
             network_mode="awsvpc",
@@ -639,7 +639,7 @@ class FargateService(pulumi.ComponentResource):
     ) -> None:
         port = self._settings.container_port
         self.security_group = aws.ec2.SecurityGroup(
-            f"{self._name}-sg",
+            f"{self._resource_name}-sg",
             vpc_id=vpc_id,
             description=f"{self.service_name} tasks: from the load balancer only",
             ingress=[
@@ -661,7 +661,7 @@ class FargateService(pulumi.ComponentResource):
                     description="HTTPS to AWS APIs and the exchanges",
                 )
             ],
-            tags={**self._tags, "Name": f"{self._name}-tasks"},
+            tags={**self._tags, "Name": f"{self._resource_name}-tasks"},
             opts=pulumi.ResourceOptions(parent=self),
         )
 
@@ -673,7 +673,7 @@ class FargateService(pulumi.ComponentResource):
         self.infrastructure_role = None
         if traffic_shift is None:
             return []
-        name, child = self._name, pulumi.ResourceOptions(parent=self)
+        name, child = self._resource_name, pulumi.ResourceOptions(parent=self)
         self.infrastructure_role = aws.iam.Role(
             f"{name}-infrastructure-role",
             assume_role_policy=service_assume_role_policy(
@@ -733,7 +733,7 @@ class FargateService(pulumi.ComponentResource):
             ignored.append("loadBalancers")
         timeout = f"{service_timeout_minutes(deployment)}m"
         self.service = aws.ecs.Service(
-            f"{self._name}-service",
+            f"{self._resource_name}-service",
             name=self.service_name,
             cluster=self.cluster_arn,
             task_definition=self.task_definition.arn,
@@ -784,7 +784,7 @@ class FargateService(pulumi.ComponentResource):
         )
 
     def _autoscale(self, request_count_label: pulumi.Input[str] | None) -> None:
-        name, scaling = self._name, self._settings.autoscaling
+        name, scaling = self._resource_name, self._settings.autoscaling
         child = pulumi.ResourceOptions(parent=self)
         cluster = self.cluster.name if self.cluster is not None else self.cluster_name
         target = aws.appautoscaling.Target(

@@ -21,12 +21,12 @@ import shlex
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Required, TypedDict
 
 import pulumi
 from pulumi_command import remote
 
 from components.compose import EXECUTION_ROLES, MESH_CLIENTS
+from components.hosts import HostSettings, JumpHostSettings, PullRegistrySettings
 
 FILES = Path(__file__).with_name("vps_files")
 SSHD_DROP_IN = "/etc/ssh/sshd_config.d/10-trading-infra.conf"
@@ -46,47 +46,18 @@ WIREGUARD_INTERFACE = "wg0"
 
 
 @dataclass(frozen=True)
-class HostSpec:
-    """One host of the fleet."""
-
-    name: str
-    role: str
-    address: str
-    ssh_port: int
-    ssh_user: str
-    host_key: str
-    wireguard_address: str
-    additional_ssh_ports: tuple[int, ...] = ()
-    """Ports sshd also listens on (and ufw admits): to move ``ssh_port`` in two deploys."""
-
-    @property
-    def ssh_ports(self) -> tuple[int, ...]:
-        return (self.ssh_port, *(p for p in self.additional_ssh_ports if p != self.ssh_port))
-
-
-@dataclass(frozen=True)
-class JumpSpec:
-    """The SSH bastion every connection goes through (pulumi-command's ``proxy``)."""
-
-    address: str
-    port: int
-    user: str
-    host_key: str
-
-
-@dataclass(frozen=True)
 class MeshSpec:
     """The fleet as every host needs to know it."""
 
     cidr: str
     port: int
     admin_cidrs: tuple[str, ...]
-    hosts: tuple[HostSpec, ...]
-    jump_host: JumpSpec | None = None
+    hosts: tuple[HostSettings, ...]
+    jump_host: JumpHostSettings | None = None
     drift_public_key: str = ""
     """The read-only drift user's public key; no drift user when empty."""
 
-    def peers_of(self, host: HostSpec) -> list[HostSpec]:
+    def peers_of(self, host: HostSettings) -> list[HostSettings]:
         return [other for other in self.hosts if other.name != host.name]
 
     @property
@@ -250,7 +221,7 @@ def auto_upgrades() -> str:
     )
 
 
-def mesh_clients(host: HostSpec, mesh: MeshSpec) -> list[tuple[int, HostSpec]]:
+def mesh_clients(host: HostSettings, mesh: MeshSpec) -> list[tuple[int, HostSettings]]:
     """(port, peer): each port the host publishes on the mesh, with every peer whose role
     needs it (``MESH_CLIENTS``)."""
     return [
@@ -268,7 +239,7 @@ def _ufw_source(cidr: str) -> str:
     return str(network.network_address) if single else str(network)
 
 
-def ufw_rules(host: HostSpec, mesh: MeshSpec) -> str:
+def ufw_rules(host: HostSettings, mesh: MeshSpec) -> str:
     """One rule per line, spelled as ``ufw show added`` lists it (so the firewall step
     applies a diff): SSH from the admin networks and the jump host; WireGuard from the
     peers; each mesh port from the peers that need it, on ``wg0``. Default deny incoming
@@ -292,7 +263,7 @@ def ufw_rules(host: HostSpec, mesh: MeshSpec) -> str:
     return "\n".join(lines) + "\n"
 
 
-def docker_user_rules(host: HostSpec, mesh: MeshSpec) -> str:
+def docker_user_rules(host: HostSettings, mesh: MeshSpec) -> str:
     """The mesh policy for published ports, which never reach ufw's INPUT rules: an
     ``iptables-restore`` block for ``/etc/ufw/after.rules`` (so every ``ufw reload``
     restores it). Docker sends forwarded traffic through ``DOCKER-USER`` first
@@ -338,7 +309,7 @@ def _installer(function: str, files: list[tuple[str, str, str]]) -> list[str]:
 
 
 def _firewall_settings(
-    host: HostSpec, mesh: MeshSpec
+    host: HostSettings, mesh: MeshSpec
 ) -> tuple[list[str], list[tuple[str, str, str]]]:
     settings = [
         f"readonly UFW_RULES={shlex.quote(UFW_RULES)}",
@@ -353,7 +324,7 @@ def _firewall_settings(
     return settings, files
 
 
-def render_firewall(host: HostSpec, mesh: MeshSpec) -> str:
+def render_firewall(host: HostSettings, mesh: MeshSpec) -> str:
     """The bootstrap's firewall part alone (its files, then ``apply_firewall``): what the
     tests run against the real ufw and iptables in a network namespace of their own."""
     settings, files = _firewall_settings(host, mesh)
@@ -373,7 +344,7 @@ def render_firewall(host: HostSpec, mesh: MeshSpec) -> str:
     )
 
 
-def render_bootstrap(host: HostSpec, mesh: MeshSpec) -> str:
+def render_bootstrap(host: HostSettings, mesh: MeshSpec) -> str:
     """The bootstrap script: settings, the files it installs, then the static body."""
     firewall_settings, firewall_files = _firewall_settings(host, mesh)
     files = [
@@ -411,7 +382,7 @@ def render_bootstrap(host: HostSpec, mesh: MeshSpec) -> str:
     return "\n".join(header) + "\n".join(body)
 
 
-def wireguard_config(host: HostSpec, mesh: MeshSpec, public_keys: Mapping[str, str]) -> str:
+def wireguard_config(host: HostSettings, mesh: MeshSpec, public_keys: Mapping[str, str]) -> str:
     """wg0.conf without the private key (the host splices in its own): every peer once,
     each allowed only its own mesh address."""
     prefix = ipaddress.IPv4Network(mesh.cidr).prefixlen
@@ -496,44 +467,15 @@ def deploy_manifest(compose_sha256: str, env_sha256: str) -> str:
     return f"{compose_sha256}  docker-compose.yml\n{env_sha256}  .env\n"
 
 
-@dataclass(frozen=True)
-class RegistrySpec:
-    """A private registry the host logs in to with a read-only pull token."""
-
-    server: str
-    username: str
-
-
-def ilp_key_script(host: HostSpec) -> str:
+def ilp_key_script(host: HostSettings) -> str:
     """The ``ilp-key`` step of an execution host: its QuestDB ILP key, named after it."""
     return with_settings("ilp_key.sh", APP_DIR=APP_DIR, KEY_ID=host.name)
 
 
-def registry_login_script(registry: RegistrySpec) -> str:
+def registry_login_script(registry: PullRegistrySettings) -> str:
     return with_settings(
         "registry_login.sh", REGISTRY=registry.server, REGISTRY_USER=registry.username
     )
-
-
-class VpsHostArgs(TypedDict, total=False):
-    """Arguments of ``VpsHost``."""
-
-    host: Required[HostSpec]
-    """The host."""
-    mesh: Required[MeshSpec]
-    """The fleet."""
-    private_key: Required[pulumi.Input[str]]
-    """The deploy user's SSH private key (a secret)."""
-    env_file: Required[pulumi.Input[str]]
-    """The role's .env (secret values)."""
-    health_timeout_seconds: int
-    """How long the health check waits. Default 180."""
-    registry: RegistrySpec | None
-    """The private registry to log in to before pulling. Default none."""
-    registry_token: pulumi.Input[str]
-    """Its read-only pull token (a secret); required with ``registry``."""
-    protect: bool
-    """Protect the deployment (its delete takes the services down). Default False."""
 
 
 class VpsHost(pulumi.ComponentResource):
@@ -556,17 +498,39 @@ class VpsHost(pulumi.ComponentResource):
     """The last step: every service healthy."""
 
     def __init__(
-        self, name: str, args: VpsHostArgs, opts: pulumi.ResourceOptions | None = None
+        self,
+        name: str,
+        host: HostSettings,
+        *,
+        mesh: MeshSpec,
+        private_key: pulumi.Input[str],
+        env_file: pulumi.Input[str],
+        health_timeout_seconds: int = 180,
+        registry: PullRegistrySettings | None = None,
+        registry_token: pulumi.Input[str] | None = None,
+        protect: bool = False,
+        opts: pulumi.ResourceOptions | None = None,
     ) -> None:
+        """``host`` is this VPS; the wiring: ``mesh`` (the fleet as every host needs to
+        know it), the deploy user's SSH ``private_key`` and the role's ``env_file``
+        (secrets both), how long the health check waits, the private ``registry`` to
+        log in to before pulling with its read-only ``registry_token`` (a secret), and
+        ``protect`` (the deployment: its delete takes the services down)."""
         super().__init__("trading-infra:vps:VpsHost", name, {}, opts)
+        if registry is not None and registry_token is None:
+            raise ValueError(f"VpsHost {name}: `registry` needs `registry_token`.")
+        # Not `_name` or `_protect`: pulumi.Resource keeps its own under those names
+        # (children inherit `_protect`).
         self._resource_name = name
-        self._args = args
-        host = args["host"]
+        self._host, self._mesh = host, mesh
+        self._env_file = env_file
+        self._registry, self._registry_token = registry, registry_token
+        self._protect_deployment = protect
         self.health = None
         # The host key is pinned: a host presenting any other key is refused, never
         # trusted on first use; so is the jump host's.
-        private_key = pulumi.Output.secret(args["private_key"])
-        jump = args["mesh"].jump_host
+        private_key = pulumi.Output.secret(private_key)
+        jump = mesh.jump_host
         self.connection = remote.ConnectionArgs(
             host=host.address,
             port=host.ssh_port,
@@ -591,10 +555,10 @@ class VpsHost(pulumi.ComponentResource):
         self.bootstrap = remote.Command(
             f"{name}-bootstrap",
             connection=self.connection,
-            create=remote_bash(render_bootstrap(host, args["mesh"]), "bootstrap", sudo=True),
+            create=remote_bash(render_bootstrap(host, mesh), "bootstrap", sudo=True),
             opts=pulumi.ResourceOptions(parent=self),
         )
-        self._scripts = step_scripts(args.get("health_timeout_seconds", 180))
+        self._scripts = step_scripts(health_timeout_seconds)
         self.wireguard_key = remote.Command(
             f"{name}-wireguard-key",
             connection=self.connection,
@@ -619,8 +583,7 @@ class VpsHost(pulumi.ComponentResource):
         """Join the mesh with every peer's public key, then deploy the role's services
         (``compose_file``: its docker-compose.yml)."""
         name = self._resource_name
-        args = self._args
-        host, mesh = args["host"], args["mesh"]
+        host, mesh = self._host, self._mesh
         peers = {peer.name: public_keys[peer.name] for peer in mesh.peers_of(host)}
         config = pulumi.Output.all(**peers).apply(lambda keys: wireguard_config(host, mesh, keys))
         scripts = self._scripts
@@ -638,7 +601,7 @@ class VpsHost(pulumi.ComponentResource):
             remote_path=f"{APP_DIR}/docker-compose.yml",
             opts=pulumi.ResourceOptions(parent=self, depends_on=[wireguard]),
         )
-        env_file = pulumi.Output.secret(args["env_file"])
+        env_file = pulumi.Output.secret(self._env_file)
         env = remote.Command(
             f"{name}-env-file",
             connection=self.connection,
@@ -654,7 +617,7 @@ class VpsHost(pulumi.ComponentResource):
         pulls_after: list[pulumi.Resource] = [compose, env]
         if self.ilp_key is not None:
             pulls_after.append(self.ilp_key)
-        registry = args.get("registry")
+        registry = self._registry
         if registry is not None:
             pulls_after.append(
                 remote.Command(
@@ -663,7 +626,7 @@ class VpsHost(pulumi.ComponentResource):
                     create=remote_bash(
                         registry_login_script(registry), "registry-login", sudo=True
                     ),
-                    stdin=pulumi.Output.secret(args.get("registry_token", "")),
+                    stdin=pulumi.Output.secret(self._registry_token or ""),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
                 )
             )
@@ -679,7 +642,7 @@ class VpsHost(pulumi.ComponentResource):
             ),
             stdin=manifest,
             opts=pulumi.ResourceOptions(
-                parent=self, depends_on=pulls_after, protect=args.get("protect", False)
+                parent=self, depends_on=pulls_after, protect=self._protect_deployment
             ),
         )
         self.health = remote.Command(

@@ -12,8 +12,6 @@ inside objects, YAML types are kept and checked strictly (``"3"`` is not a numbe
 
 from __future__ import annotations
 
-import base64
-import binascii
 import difflib
 import ipaddress
 import json
@@ -39,6 +37,12 @@ from pydantic_core import ErrorDetails
 
 from components.edge import GeoEdgeSettings
 from components.failover import FailoverSettings
+from components.hosts import (
+    FLEET_ROLES,
+    HostSettings,
+    JumpHostSettings,
+    PullRegistrySettings,
+)
 from components.load_balancer import LoadBalancerSettings
 from components.log_bucket import AccessLogSettings
 from components.monitoring import MonitoringSettings
@@ -381,49 +385,6 @@ class RegionalStackConfig(_Section):
         return self
 
 
-HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ssh-rsa")
-FLEET_ROLES = ("orchestrator", "futures", "equities-crypto")
-
-
-def _host_key(value: str) -> str:
-    """An OpenSSH public host key line, ``<type> <base64 blob> [comment]``, parsed in full
-    (the ``cryptography`` package checks the blob's structure: an ed25519 key's 32 bytes,
-    an ECDSA point on its curve, an RSA modulus), so a truncated or mangled line is
-    refused here, not by the first SSH connection."""
-    parts = value.split()
-    if len(parts) < 2 or parts[0] not in HOST_KEY_TYPES:
-        raise ValueError(
-            f"must be an OpenSSH public host key ('{HOST_KEY_TYPES[0]} AAAA...'); get it "
-            "with `ssh-keyscan -t ed25519 HOST` from a trusted network"
-        )
-    try:
-        blob = base64.b64decode(parts[1], validate=True)
-    except binascii.Error:
-        raise ValueError("is not valid base64 after the key type; copy the whole line") from None
-    length = int.from_bytes(blob[:4], "big")
-    if blob[4 : 4 + length] != parts[0].encode():
-        raise ValueError(f"blob is not a {parts[0]} key; copy the line ssh-keyscan prints")
-    try:
-        serialization.load_ssh_public_key(f"{parts[0]} {parts[1]}".encode())
-    except (ValueError, UnsupportedAlgorithm):
-        raise ValueError(
-            f"is not a valid {parts[0]} key (truncated or altered); copy the whole line "
-            "ssh-keyscan prints"
-        ) from None
-    return f"{parts[0]} {parts[1]}"
-
-
-def _ip_address(value: str) -> str:
-    """An IP address, not a name: ufw rules and WireGuard endpoints take addresses."""
-    try:
-        return str(ipaddress.ip_address(value))
-    except ValueError:
-        raise ValueError(
-            f"{value!r} is not an IP address; ufw rules and WireGuard endpoints need the "
-            "host's address, not a name"
-        ) from None
-
-
 def covers_everything(cidrs: Sequence[str]) -> list[str]:
     """The address families (``0.0.0.0/0``, ``::/0``) that ``cidrs`` cover together,
     including in pieces (``0.0.0.0/1`` + ``128.0.0.0/1``)."""
@@ -434,61 +395,6 @@ def covers_everything(cidrs: Sequence[str]) -> list[str]:
         if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(family)):  # type: ignore[arg-type]
             covered.append(world)
     return covered
-
-
-IpAddress = Annotated[str, AfterValidator(_ip_address)]
-"""An IP address (not a name)."""
-HostKey = Annotated[str, AfterValidator(_host_key)]
-"""An OpenSSH public host key line, parsed in full."""
-
-
-class FleetHostConfig(_Section):
-    """One VPS in ``trading-infra:fleet.hosts``."""
-
-    name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
-    """Host name, unique (``cdmx``, ``chicago``, ``nj``). Required."""
-    role: Literal["orchestrator", "futures", "equities-crypto"]
-    """What it runs. Required."""
-    address: IpAddress
-    """Public IP address, used for SSH, the peers' ufw rules and WireGuard endpoints (an
-    address, not a name). Required."""
-    host_key: HostKey
-    """The host's SSH public host key, pinned: connections to any other key are refused.
-    Required."""
-    wireguard_address: str
-    """The host's address inside ``meshCidr``. Required."""
-    ssh_port: Annotated[int, Field(ge=1, le=65535)] = 22
-    """The port sshd listens on and deploys connect to. Default 22. To move it without
-    locking anyone out, deploy once with the new port in ``additionalSshPorts``, then
-    make it ``sshPort`` (docs/fleet.md)."""
-    additional_ssh_ports: list[Annotated[int, Field(ge=1, le=65535)]] = Field(default_factory=list)
-    """Ports sshd also listens on and ufw also admits SSH to (the socket too, where sshd
-    is socket-activated). Default none."""
-    ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "deploy"
-    """Non-root user with the deploy key and passwordless sudo. Default ``deploy``."""
-
-    @field_validator("wireguard_address")
-    @classmethod
-    def _ipv4(cls, value: str) -> str:
-        try:
-            return str(ipaddress.IPv4Address(value))
-        except ValueError:
-            raise ValueError(f"{value!r} is not an IPv4 address") from None
-
-
-class JumpHostConfig(_Section):
-    """``trading-infra:fleet.jumpHost``: the SSH bastion every deploy and drift
-    connection goes through (pulumi-command's ``connection.proxy``), so CI runners
-    outside ``adminCidrs`` reach the hosts; its host key is pinned like theirs."""
-
-    address: IpAddress
-    """The jump host's public IP address; the hosts admit SSH from it. Required."""
-    host_key: HostKey
-    """Its SSH public host key (``ssh-keyscan -t ed25519 ADDRESS``). Required."""
-    port: Annotated[int, Field(ge=1, le=65535)] = 22
-    """Its SSH port. Default 22."""
-    user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "jump"
-    """The account the deploy key logs in to (forwarding only). Default ``jump``."""
 
 
 _PINNED_IMAGE = re.compile(
@@ -549,16 +455,6 @@ class FleetImagesConfig(_Section):
     """Orchestrator: dashboards."""
 
 
-class FleetRegistryConfig(_Section):
-    """``trading-infra:fleet.registry``: the private registry the hosts pull the platform's
-    images from, with a read-only pull token (``registryPullToken``)."""
-
-    server: Annotated[str, Field(pattern=r"^[a-z0-9]+(?:[.-][a-z0-9]+)*(?::[0-9]+)?$")]
-    """The registry's host name (``ghcr.io``). Required."""
-    username: Annotated[str, Field(min_length=1, max_length=128)]
-    """The account the token belongs to. Required."""
-
-
 class FleetConfig(_Section):
     """``trading-infra:fleet``: the self-hosted VPS and their WireGuard mesh."""
 
@@ -571,9 +467,9 @@ class FleetConfig(_Section):
     ``allowSshFromAnywhere``."""
     allow_ssh_from_anywhere: bool = False
     """Accept 0.0.0.0/0 or ::/0 in ``adminCidrs`` (fail2ban still applies). Default false."""
-    hosts: Annotated[list[FleetHostConfig], Field(min_length=1)]
+    hosts: Annotated[list[HostSettings], Field(min_length=1)]
     """The VPS. Required: at least one host per role, exactly one orchestrator."""
-    jump_host: JumpHostConfig | None = None
+    jump_host: JumpHostSettings | None = None
     """The SSH bastion deploys and drift go through (for CI runners outside
     ``adminCidrs``). Default none: connect directly, from an admin network or a
     self-hosted runner inside one."""
@@ -582,7 +478,7 @@ class FleetConfig(_Section):
     its sudo is limited to the read commands drift runs. Required."""
     images: FleetImagesConfig
     """Service images, by digest. Required (the platform's own images have no default)."""
-    registry: FleetRegistryConfig | None = None
+    registry: PullRegistrySettings | None = None
     """The private registry of the platform's images; the hosts log in to it with
     ``registryPullToken``. Default none: public images only."""
     futures_brokers: list[str] = Field(

@@ -16,42 +16,20 @@ from components.compose import (
     render_compose,
     render_env,
 )
-from components.vps import (
-    HostSpec,
-    JumpSpec,
-    MeshSpec,
-    RegistrySpec,
-    VpsHost,
-    VpsHostArgs,
-    env_digest,
-    sha256,
-)
+from components.vps import MeshSpec, VpsHost, env_digest, sha256
 from stacks import outputs
 from stacks.config import FleetStackConfig
 
 
 def mesh_of(config: FleetStackConfig) -> MeshSpec:
     fleet = config.fleet
-    jump = fleet.jump_host
     return MeshSpec(
         cidr=fleet.mesh_cidr,
         port=fleet.wireguard_port,
         admin_cidrs=tuple(fleet.admin_cidrs),
-        jump_host=JumpSpec(jump.address, jump.port, jump.user, jump.host_key) if jump else None,
+        jump_host=fleet.jump_host,
         drift_public_key=fleet.drift_public_key,
-        hosts=tuple(
-            HostSpec(
-                name=h.name,
-                role=h.role,
-                address=h.address,
-                ssh_port=h.ssh_port,
-                additional_ssh_ports=tuple(h.additional_ssh_ports),
-                ssh_user=h.ssh_user,
-                host_key=h.host_key,
-                wireguard_address=h.wireguard_address,
-            )
-            for h in fleet.hosts
-        ),
+        hosts=tuple(fleet.hosts),
     )
 
 
@@ -98,16 +76,14 @@ def build_fleet(config: FleetStackConfig) -> None:
     hosts = [
         VpsHost(
             spec.name,
-            VpsHostArgs(
-                host=spec,
-                mesh=mesh,
-                private_key=pulumi.Output.secret(config.ssh_private_key),
-                env_file=pulumi.Output.secret(env_files[spec.name]),
-                health_timeout_seconds=config.fleet.health_timeout_seconds,
-                protect=config.production,
-                registry=RegistrySpec(registry.server, registry.username) if registry else None,
-                registry_token=pulumi.Output.secret(config.registry_pull_token),
-            ),
+            spec,
+            mesh=mesh,
+            private_key=pulumi.Output.secret(config.ssh_private_key),
+            env_file=pulumi.Output.secret(env_files[spec.name]),
+            health_timeout_seconds=config.fleet.health_timeout_seconds,
+            protect=config.production,
+            registry=registry,
+            registry_token=pulumi.Output.secret(config.registry_pull_token),
         )
         for spec in mesh.hosts
     ]

@@ -30,11 +30,12 @@ from components.compose import (
     render_compose,
     render_env,
 )
+from components.hosts import HostSettings, PullRegistrySettings
 from components.vps import (
     FILES,
     SSHD_DROP_IN,
-    HostSpec,
     MeshSpec,
+    VpsHost,
     deploy_manifest,
     render_bootstrap,
     sshd_hardening,
@@ -45,7 +46,7 @@ from ops.plan import plan_stack, render_json
 from ops.runtime import SECRET_PLACEHOLDER, Plan
 from stacks.config import FleetStackConfig, parse_stack_config
 from stacks.fleet import mesh_of, services_of
-from tests.support import committed_config
+from tests.support import committed_config, run_component
 
 BIN = Path(sys.executable).parent
 SHELLCHECK = BIN / "shellcheck"
@@ -90,7 +91,7 @@ def mesh() -> MeshSpec:
     return mesh_of(fleet())
 
 
-def host(name: str) -> HostSpec:
+def host(name: str) -> HostSettings:
     return next(h for h in mesh().hosts if h.name == name)
 
 
@@ -724,3 +725,21 @@ def test_production_protects_the_running_services() -> None:
     for name in HOSTS:
         assert step(name, "compose-up").protect is True
         assert step(name, "bootstrap").protect is False
+
+
+def test_a_private_registry_without_its_token_is_refused() -> None:
+    """The login step reads the token on stdin: without one it would log in with an
+    empty password and every pull of a private image would fail on the host."""
+
+    def program() -> None:
+        VpsHost(
+            "cdmx",
+            host("cdmx"),
+            mesh=mesh(),
+            private_key="key",
+            env_file="A=1\n",
+            registry=PullRegistrySettings(server="ghcr.io", username="trading"),
+        )
+
+    with pytest.raises(ValueError, match="`registry` needs `registry_token`"):
+        run_component(program)
