@@ -1,0 +1,297 @@
+"""The config of the ``vps`` stack (role ``vps-fleet``): hosts, mesh, services, secrets."""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Literal
+
+from cryptography.exceptions import UnsupportedAlgorithm
+from cryptography.hazmat.primitives import serialization
+from pydantic import (
+    AfterValidator,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from components.hosts import (
+    FLEET_ROLES,
+    HostSettings,
+    JumpHostSettings,
+    PullRegistrySettings,
+)
+from components.network import private_cidr
+from stacks.project import (
+    Section,
+    must_be_secret,
+)
+
+
+def covers_everything(cidrs: Sequence[str]) -> list[str]:
+    """The address families (``0.0.0.0/0``, ``::/0``) that ``cidrs`` cover together,
+    including in pieces (``0.0.0.0/1`` + ``128.0.0.0/1``)."""
+    covered = []
+    for version, world in ((4, "0.0.0.0/0"), (6, "::/0")):
+        networks = [ipaddress.ip_network(c) for c in cidrs]
+        family = [n for n in networks if n.version == version]
+        if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(family)):  # type: ignore[arg-type]
+            covered.append(world)
+    return covered
+
+
+_PINNED_IMAGE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$"
+)
+"""``name[:tag]@sha256:<64 hex>``: the reference grammar of the OCI distribution spec
+(``docker buildx imagetools inspect NAME:TAG`` prints the digest)."""
+
+
+def _pinned_image(value: str) -> str:
+    if not _PINNED_IMAGE.match(value):
+        name = value.split("@", 1)[0]
+        raise ValueError(
+            f"{value!r} is not pinned by digest; use NAME[:TAG]@sha256:<64 hex> (a tag can be "
+            f"moved, a digest cannot): `docker buildx imagetools inspect {name}` prints it"
+        )
+    return value
+
+
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+"""A container image by digest."""
+
+
+class FleetImagesConfig(Section):
+    """``trading-infra:fleet.images``: every image pinned by digest (``name[:tag]@sha256:``),
+    like the ECS service's. The platform's own images have no default: their release
+    sets them."""
+
+    api_gateway: PinnedImage
+    """Orchestrator: the API gateway (platform image). Required."""
+    backtesting: PinnedImage
+    """Orchestrator: backtesting service (platform image). Required."""
+    ml_service: PinnedImage
+    """Orchestrator: ML service (platform image). Required."""
+    trading_service: PinnedImage
+    """Execution nodes: order execution (platform image). Required."""
+    market_data: PinnedImage
+    """Execution nodes: market data collection (platform image). Required."""
+    questdb: PinnedImage = (
+        "questdb/questdb:9.1.1"
+        "@sha256:e62916bd62087cc48ab56f10b72a183e8f6aa987b4d46e0f316be083bbee2373"
+    )
+    """Orchestrator: the fleet's single time-series writer."""
+    redis: PinnedImage = (
+        "redis:7.4.2-alpine@sha256:02419de7eddf55aa5bcf49efb74e88fa8d931b4d77c07eff8a6b2144472b6952"
+    )
+    """Every node: local cache."""
+    prometheus: PinnedImage = (
+        "prom/prometheus:v3.1.0"
+        "@sha256:6559acbd5d770b15bb3c954629ce190ac3cbbdb2b7f1c30f0385c4e05104e218"
+    )
+    """Orchestrator: metrics."""
+    grafana: PinnedImage = (
+        "grafana/grafana:11.4.0"
+        "@sha256:d8ea37798ccc41061a62ab080f2676dda6bf7815558499f901bdb0f533a456fb"
+    )
+    """Orchestrator: dashboards."""
+
+
+class FleetConfig(Section):
+    """``trading-infra:fleet``: the self-hosted VPS and their WireGuard mesh."""
+
+    mesh_cidr: str = "10.99.0.0/24"
+    """The WireGuard network: private, a /24. Default 10.99.0.0/24."""
+    wireguard_port: Annotated[int, Field(ge=1, le=65535)] = 51820
+    """WireGuard UDP port on every host. Default 51820."""
+    admin_cidrs: Annotated[list[str], Field(min_length=1)]
+    """Networks allowed to SSH to the hosts. Required; 0.0.0.0/0 only with
+    ``allowSshFromAnywhere``."""
+    allow_ssh_from_anywhere: bool = False
+    """Accept 0.0.0.0/0 or ::/0 in ``adminCidrs`` (fail2ban still applies). Default false."""
+    hosts: Annotated[list[HostSettings], Field(min_length=1)]
+    """The VPS. Required: at least one host per role, exactly one orchestrator."""
+    jump_host: JumpHostSettings | None = None
+    """The SSH bastion deploys and drift go through (for CI runners outside
+    ``adminCidrs``). Default none: connect directly, from an admin network or a
+    self-hosted runner inside one."""
+    drift_public_key: str
+    """The OpenSSH public key of the read-only ``drift`` user ``ops drift`` logs in as;
+    its sudo is limited to the read commands drift runs. Required."""
+    images: FleetImagesConfig
+    """Service images, by digest. Required (the platform's own images have no default)."""
+    registry: PullRegistrySettings | None = None
+    """The private registry of the platform's images; the hosts log in to it with
+    ``registryPullToken``. Default none: public images only."""
+    futures_brokers: list[str] = Field(
+        default_factory=lambda: ["tradestation", "interactive-brokers", "bybit-futures"]
+    )
+    """Brokers the futures node trades with."""
+    futures_data_providers: list[str] = Field(default_factory=lambda: ["cme", "cboe"])
+    """Market data the futures node collects."""
+    equities_crypto_brokers: list[str] = Field(
+        default_factory=lambda: ["alpaca", "binance", "coinbase"]
+    )
+    """Brokers the equities/crypto node trades with."""
+    equities_crypto_data_providers: list[str] = Field(
+        default_factory=lambda: ["polygon", "alpaca", "tiingo"]
+    )
+    """Market data the equities/crypto node collects."""
+    health_timeout_seconds: Annotated[int, Field(ge=10, le=1800)] = 180
+    """How long a deploy waits for every service to be healthy. Default 180."""
+
+    @field_validator("mesh_cidr")
+    @classmethod
+    def _mesh(cls, value: str) -> str:
+        return private_cidr(value, min_prefix=24, max_prefix=24)
+
+    @field_validator("drift_public_key")
+    @classmethod
+    def _drift_key(cls, value: str) -> str:
+        parts = value.split()
+        try:
+            serialization.load_ssh_public_key(" ".join(parts[:2]).encode())
+        except (ValueError, UnsupportedAlgorithm, IndexError):
+            raise ValueError(
+                "must be an OpenSSH public key line ('ssh-ed25519 AAAA...'): the .pub of "
+                "`ssh-keygen -t ed25519 -f drift`"
+            ) from None
+        return " ".join(parts[:2])
+
+    @field_validator("admin_cidrs")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        cleaned = []
+        for value in values:
+            try:
+                cleaned.append(str(ipaddress.ip_network(value, strict=True)))
+            except ValueError as error:
+                raise ValueError(f"{value!r} is not a network ({error})") from None
+        return cleaned
+
+    @model_validator(mode="after")
+    def _fleet_is_consistent(self) -> FleetConfig:
+        problems = []
+        world = covers_everything(self.admin_cidrs)
+        if world and not self.allow_ssh_from_anywhere:
+            problems.append(
+                f"adminCidrs cover {' and '.join(world)} together: SSH would be open to the "
+                "whole internet; list your admin networks, or set allowSshFromAnywhere: "
+                "true to accept it"
+            )
+        for field_name, label in (
+            ("name", "name"),
+            ("address", "address"),
+            ("wireguard_address", "wireguardAddress"),
+        ):
+            first: dict[str, int] = {}
+            for index, host in enumerate(self.hosts):
+                value = getattr(host, field_name)
+                if value in first:
+                    problems.append(
+                        f"@hosts[{index}].{label}: {value!r} is already hosts[{first[value]}]'s; "
+                        f"every host needs its own {label}"
+                    )
+                first.setdefault(value, index)
+        mesh = ipaddress.IPv4Network(self.mesh_cidr)
+        usable = set(mesh.hosts())
+        for host in self.hosts:
+            if ipaddress.IPv4Address(host.wireguard_address) not in usable:
+                problems.append(
+                    f"host {host.name}: wireguardAddress {host.wireguard_address} is not a host "
+                    f"address of meshCidr {self.mesh_cidr}"
+                )
+        roles = [h.role for h in self.hosts]
+        missing = [role for role in FLEET_ROLES if role not in roles]
+        if missing:
+            problems.append(f"no host has role {', '.join(missing)}; every role needs one")
+        if roles.count("orchestrator") > 1:
+            problems.append("more than one orchestrator; the fleet has a single QuestDB writer")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+
+class FleetStackConfig(Section):
+    """Config of the ``vps`` stack (role ``vps-fleet``)."""
+
+    role: Literal["vps-fleet"]
+    """``vps-fleet``. Required."""
+    production: bool = False
+    """Protect the running services: ``pulumi destroy`` then refuses to take them down.
+    Default false."""
+    fleet: FleetConfig
+    """Hosts, mesh and services. Required."""
+    ssh_private_key: str
+    """The deploy key (OpenSSH private key), a secret:
+    ``pulumi config set --secret sshPrivateKey < key``."""
+    grafana_admin_password: str
+    """Grafana's admin password, a secret:
+    ``pulumi config set --secret grafanaAdminPassword …``."""
+    questdb_password: str
+    """The password of QuestDB's PG-wire user (``trading``; the image's ``admin/quest``
+    is replaced), a secret: ``pulumi config set --secret questdbPassword …``."""
+    drift_digest_key: str = ""
+    """The key of the .env digests the stack exports for ``ops drift`` (a secret: ``pulumi
+    config set --secret driftDigestKey "$(openssl rand -hex 32)"``, and the same value
+    as the drift workflow's ``DRIFT_DIGEST_KEY``). Unset: drift does not compare the
+    .env."""
+    registry_pull_token: str = ""
+    """A read-only pull token for ``fleet.registry`` (a GitHub token with
+    ``read:packages`` only, for ghcr.io), a secret: ``pulumi config set --secret
+    registryPullToken …``. Required with ``fleet.registry``."""
+    broker_credentials: dict[
+        Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")],
+        dict[Annotated[str, Field(pattern=r"^[a-z][A-Za-z0-9]*$")], str],
+    ] = Field(default_factory=dict)
+    """Credentials by broker or data provider, a secret object: each host's .env gets
+    those of its role's brokers and providers only (``binance.apiKey`` becomes
+    ``BINANCE_API_KEY``). Set each with ``pulumi config set --secret --path
+    'brokerCredentials.binance.apiKey' …``. Every broker needs one on a real deploy."""
+
+    @field_validator(
+        "ssh_private_key",
+        "grafana_admin_password",
+        "questdb_password",
+        "broker_credentials",
+        "registry_pull_token",
+        "drift_digest_key",
+    )
+    @classmethod
+    def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:
+        return must_be_secret(value, info)
+
+    @model_validator(mode="after")
+    def _credentials_match_the_brokers(self, info: ValidationInfo) -> FleetStackConfig:
+        fleet = self.fleet
+        brokers = {*fleet.futures_brokers, *fleet.equities_crypto_brokers}
+        providers = {*fleet.futures_data_providers, *fleet.equities_crypto_data_providers}
+        problems = [
+            f"@brokerCredentials.{name}: no role trades with or collects from {name!r}; use one of "
+            f"{', '.join(sorted(brokers | providers))}"
+            for name in sorted(set(self.broker_credentials) - brokers - providers)
+        ]
+        if self.registry_pull_token and fleet.registry is None:
+            problems.append(
+                "@registryPullToken: there is no fleet.registry to log in to; set "
+                "fleet.registry {server, username} or remove the token"
+            )
+        if (info.context or {}).get("check_artifacts"):
+            if fleet.registry is not None and not self.registry_pull_token:
+                problems.append(
+                    f"@registryPullToken: the hosts cannot pull from {fleet.registry.server} "
+                    "without it; set a read-only token with `pulumi config set --secret "
+                    "registryPullToken …`"
+                )
+            problems += [
+                f"@brokerCredentials.{name}: the {name} broker has no credentials; set "
+                f"them with `pulumi config set --secret --path "
+                f"'brokerCredentials.{name}.apiKey' …`"
+                for name in sorted(brokers - set(self.broker_credentials))
+            ]
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
