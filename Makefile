@@ -8,10 +8,11 @@ VENV_STAMP := .venv/.synced
 LAYER_DIR := build/lambda-layer
 LAYER_STAMP := build/.lambda-layer.stamp
 
-.PHONY: help setup system-deps test pytest nodetest lint typecheck fmt plan lambda-layer
+.PHONY: help setup system-deps test quick pytest nodetest lint typecheck fmt plan lambda-layer
 
 help:
 	@echo "make test            lint, type check and every test (what CI runs)"
+	@echo "make quick           lint and the tests but the moto-server and real-sshd suites"
 	@echo "make plan STACK=sg   the stack's resources, offline (sg, eu)"
 	@echo "make lambda-layer    the failover Lambda's layer, needed by pulumi up on sg"
 	@echo "make lint | typecheck | fmt | pytest | nodetest"
@@ -52,6 +53,13 @@ system-deps:
 	fi
 
 test: lint typecheck pytest nodetest
+
+# The edit-run loop: every test but the two suites that run real servers (the drift
+# scans against moto's server, the fleet rehearsals over real sshd). `make test` and
+# CI run those too.
+quick: lint $(VENV_STAMP) system-deps
+	$(RUN) pytest -q -n auto --dist loadfile --ignore=tests/drift --ignore=tests/rehearsal
+	node --test tests/edge/
 
 pytest: $(VENV_STAMP) system-deps
 	$(RUN) pytest -q -n auto --dist loadfile
