@@ -44,6 +44,30 @@ MIN_DOCKER_VERSION = "28.3.3"
 APP_DIR = "/opt/trading-infra"
 WIREGUARD_INTERFACE = "wg0"
 
+VPS_HOST_TYPE = "trading-infra:vps:VpsHost"
+"""The component's type token: ``ops drift`` finds the hosts in a state by it."""
+
+BOOTSTRAP = "bootstrap"
+WIREGUARD_KEY = "wireguard-key"
+ILP_KEY = "ilp-key"
+WIREGUARD = "wireguard"
+COMPOSE_FILE = "compose-file"
+ENV_FILE = "env-file"
+REGISTRY_LOGIN = "registry-login"
+COMPOSE_UP = "compose-up"
+HEALTH = "health"
+"""A host's steps, in order. Each is a resource named ``<host>-<step>`` (``step_name``);
+``ops drift``, the plan mocks and the rehearsal find the steps by these names."""
+
+FILE_DELIMITER = "TRADING_INFRA_FILE_"
+"""The prefix of the bootstrap's heredoc delimiters (``TRADING_INFRA_FILE_<n>``), by
+which ``ops drift`` reads back the files a bootstrap installs."""
+
+
+def step_name(host: str, step: str) -> str:
+    """The resource name of ``host``'s ``step``."""
+    return f"{host}-{step}"
+
 
 @dataclass(frozen=True)
 class MeshSpec:
@@ -297,7 +321,7 @@ def _installer(function: str, files: list[tuple[str, str, str]]) -> list[str]:
     """A bash function writing ``files`` (path, mode, content) with ``write_file``."""
     lines = [f"{function}() {{"]
     for index, (path, mode, content) in enumerate(files):
-        delimiter = f"TRADING_INFRA_FILE_{index}"
+        delimiter = f"{FILE_DELIMITER}{index}"
         if delimiter in content:
             raise ValueError(f"{path}: content contains its heredoc delimiter")
         lines += [
@@ -415,13 +439,11 @@ def with_settings(script: str, **settings: str | int) -> str:
 def step_scripts(health_timeout_seconds: int) -> dict[str, str]:
     """The script of each step after the bootstrap, by step name, as the host runs it."""
     return {
-        "wireguard-key": with_settings("wireguard_key.sh"),
-        "wireguard": with_settings("wireguard_apply.sh"),
-        "env-file": with_settings("env_install.sh", APP_DIR=APP_DIR),
-        "compose-up": with_settings("compose_up.sh", APP_DIR=APP_DIR),
-        "health": with_settings(
-            "health.sh", APP_DIR=APP_DIR, HEALTH_TIMEOUT=health_timeout_seconds
-        ),
+        WIREGUARD_KEY: with_settings("wireguard_key.sh"),
+        WIREGUARD: with_settings("wireguard_apply.sh"),
+        ENV_FILE: with_settings("env_install.sh", APP_DIR=APP_DIR),
+        COMPOSE_UP: with_settings("compose_up.sh", APP_DIR=APP_DIR),
+        HEALTH: with_settings("health.sh", APP_DIR=APP_DIR, HEALTH_TIMEOUT=health_timeout_seconds),
     }
 
 
@@ -516,7 +538,7 @@ class VpsHost(pulumi.ComponentResource):
         (secrets both), how long the health check waits, the private ``registry`` to
         log in to before pulling with its read-only ``registry_token`` (a secret), and
         ``protect`` (the deployment: its delete takes the services down)."""
-        super().__init__("trading-infra:vps:VpsHost", name, {}, opts)
+        super().__init__(VPS_HOST_TYPE, name, {}, opts)
         if registry is not None and registry_token is None:
             raise ValueError(f"VpsHost {name}: `registry` needs `registry_token`.")
         # Not `_name` or `_protect`: pulumi.Resource keeps its own under those names
@@ -553,16 +575,16 @@ class VpsHost(pulumi.ComponentResource):
         # (create, then the old delete). A changed script, stdin or copied file is an
         # update, which runs the step again.
         self.bootstrap = remote.Command(
-            f"{name}-bootstrap",
+            step_name(name, BOOTSTRAP),
             connection=self.connection,
-            create=remote_bash(render_bootstrap(host, mesh), "bootstrap", sudo=True),
+            create=remote_bash(render_bootstrap(host, mesh), BOOTSTRAP, sudo=True),
             opts=pulumi.ResourceOptions(parent=self),
         )
         self._scripts = step_scripts(health_timeout_seconds)
         self.wireguard_key = remote.Command(
-            f"{name}-wireguard-key",
+            step_name(name, WIREGUARD_KEY),
             connection=self.connection,
-            create=remote_bash(self._scripts["wireguard-key"], "wireguard-key", sudo=True),
+            create=remote_bash(self._scripts[WIREGUARD_KEY], WIREGUARD_KEY, sudo=True),
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
         )
         self.wireguard_public_key = self.wireguard_key.stdout.apply(lambda out: out.strip())
@@ -570,9 +592,9 @@ class VpsHost(pulumi.ComponentResource):
         self.ilp_key = self.ilp_public_key = None
         if host.role in EXECUTION_ROLES:
             self.ilp_key = remote.Command(
-                f"{name}-ilp-key",
+                step_name(name, ILP_KEY),
                 connection=self.connection,
-                create=remote_bash(ilp_key_script(host), "ilp-key", sudo=True),
+                create=remote_bash(ilp_key_script(host), ILP_KEY, sudo=True),
                 opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
             )
             self.ilp_public_key = self.ilp_key.stdout.apply(lambda out: out.strip())
@@ -588,14 +610,14 @@ class VpsHost(pulumi.ComponentResource):
         config = pulumi.Output.all(**peers).apply(lambda keys: wireguard_config(host, mesh, keys))
         scripts = self._scripts
         wireguard = remote.Command(
-            f"{name}-wireguard",
+            step_name(name, WIREGUARD),
             connection=self.connection,
-            create=remote_bash(scripts["wireguard"], "wireguard", sudo=True),
+            create=remote_bash(scripts[WIREGUARD], WIREGUARD, sudo=True),
             stdin=config,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.wireguard_key]),
         )
         compose = remote.CopyToRemote(
-            f"{name}-compose-file",
+            step_name(name, COMPOSE_FILE),
             connection=self.connection,
             source=pulumi.Output.from_input(compose_file).apply(pulumi.StringAsset),
             remote_path=f"{APP_DIR}/docker-compose.yml",
@@ -603,9 +625,9 @@ class VpsHost(pulumi.ComponentResource):
         )
         env_file = pulumi.Output.secret(self._env_file)
         env = remote.Command(
-            f"{name}-env-file",
+            step_name(name, ENV_FILE),
             connection=self.connection,
-            create=remote_bash(scripts["env-file"], "env-file"),
+            create=remote_bash(scripts[ENV_FILE], ENV_FILE),
             stdin=env_file,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
         )
@@ -621,18 +643,16 @@ class VpsHost(pulumi.ComponentResource):
         if registry is not None:
             pulls_after.append(
                 remote.Command(
-                    f"{name}-registry-login",
+                    step_name(name, REGISTRY_LOGIN),
                     connection=self.connection,
-                    create=remote_bash(
-                        registry_login_script(registry), "registry-login", sudo=True
-                    ),
+                    create=remote_bash(registry_login_script(registry), REGISTRY_LOGIN, sudo=True),
                     stdin=pulumi.Output.secret(self._registry_token or ""),
                     opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
                 )
             )
-        up_script = remote_bash(scripts["compose-up"], "compose-up")
+        up_script = remote_bash(scripts[COMPOSE_UP], COMPOSE_UP)
         up = remote.Command(
-            f"{name}-compose-up",
+            step_name(name, COMPOSE_UP),
             connection=self.connection,
             create=up_script,
             update=up_script,
@@ -646,9 +666,9 @@ class VpsHost(pulumi.ComponentResource):
             ),
         )
         self.health = remote.Command(
-            f"{name}-health",
+            step_name(name, HEALTH),
             connection=self.connection,
-            create=remote_bash(scripts["health"], "health"),
+            create=remote_bash(scripts[HEALTH], HEALTH),
             stdin=manifest,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[up]),
         )

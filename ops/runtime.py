@@ -244,13 +244,16 @@ class PlanMocks(pulumi.runtime.Mocks):
             # (32 bytes, base64, derived from the name), an ILP auth line for the ILP
             # key generator (its host's name, then two 32-byte base64url halves of a
             # stand-in point), nothing for other commands.
+            # Imported here: only a fleet plan has commands (and has imported it already).
+            from components.vps import ILP_KEY, WIREGUARD_KEY, step_name
+
             stdout = ""
             digest = hashlib.sha256(args.name.encode()).digest()
-            if args.name.endswith("-wireguard-key"):
+            if args.name.endswith(step_name("", WIREGUARD_KEY)):
                 stdout = base64.b64encode(digest).decode()
-            elif args.name.endswith("-ilp-key"):
+            elif args.name.endswith(step_name("", ILP_KEY)):
                 half = base64.urlsafe_b64encode(digest).decode().rstrip("=")
-                host = args.name.removesuffix("-ilp-key")
+                host = args.name.removesuffix(step_name("", ILP_KEY))
                 stdout = f"{host} ec-p-256-sha256 {half} {half[::-1]}"
             state |= {"stdout": stdout, "stderr": ""}
         elif args.typ in _NAMED_TYPES:

@@ -825,11 +825,17 @@ def _covers_world(cidrs: Iterable[str]) -> list[str]:
     return covered
 
 
+BOOTSTRAP_SUFFIX = "-bootstrap"
+"""How a VPS host's bootstrap step is named (``components.vps.step_name(host,
+BOOTSTRAP)``). Spelt out, not imported: the pack loads nothing but the standard
+library; ``tests/test_policies.py`` holds the two equal."""
+
+
 @rule("vps-admin-cidr-not-world", "TI.VPS.2", "SSH is not open to the whole internet.")
 def _admin_cidr(subjects: Sequence[Subject]) -> list[tuple[str, str]]:
     found = []
     for s in subjects:
-        if s.type == "command:remote:Command" and s.urn.endswith("-bootstrap"):
+        if s.type == "command:remote:Command" and s.urn.endswith(BOOTSTRAP_SUFFIX):
             by_port: dict[str, list[str]] = defaultdict(list)
             for cidr, port in _SSH_RULE.findall(_script(str(s.props.get("create", "")))):
                 by_port[port].append(cidr)

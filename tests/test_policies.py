@@ -16,9 +16,11 @@ from pulumi_policy import (
     StackValidationArgs,
 )
 
+from components.vps import BOOTSTRAP, step_name
 from ops.__main__ import main
 from ops.check import check_plan, render
 from ops.plan import plan_stack
+from policies import rules
 from policies.rules import RULES
 from tests.support import ROOT
 from tests.test_security_baseline import BREAKS, REMOVE, broken, plans
@@ -148,3 +150,15 @@ def test_plan_of_vps_is_checked_with_secret_connections_revealed() -> None:
     (bootstrap,) = [r for r in plan.resources if r.name == "cdmx-bootstrap"]
     assert bootstrap.inputs["connection"] == "[secret]"
     assert check_plan(plan).exit_code == 0
+
+
+def test_the_pack_names_the_bootstrap_step_as_the_component_does() -> None:
+    """The pack spells the name out (it imports only the standard library); a rename in
+    the component must fail here, not leave TI.VPS.2 matching nothing."""
+    assert step_name("", BOOTSTRAP) == rules.BOOTSTRAP_SUFFIX
+    bootstraps = [
+        r.urn
+        for r in plan_stack("vps").resources
+        if r.type == "command:remote:Command" and r.urn.endswith(rules.BOOTSTRAP_SUFFIX)
+    ]
+    assert len(bootstraps) == 3

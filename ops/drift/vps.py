@@ -22,12 +22,25 @@ from typing import Any, Protocol
 import paramiko
 import yaml
 
-from components.vps import DRIFT_USER, drift_reads, env_digest, script_of
+from components.vps import (
+    BOOTSTRAP,
+    COMPOSE_FILE,
+    COMPOSE_UP,
+    DRIFT_USER,
+    FILE_DELIMITER,
+    UFW_RULES,
+    VPS_HOST_TYPE,
+    WIREGUARD,
+    drift_reads,
+    env_digest,
+    script_of,
+    step_name,
+)
 from ops.drift.model import Diff, Finding
 from ops.drift.state import SECRET, StackState, StateResource
 from stacks import outputs
 
-HOST_TYPE = "trading-infra:vps:VpsHost"
+HOST_TYPE = VPS_HOST_TYPE
 FLEET_HOSTS = outputs.FLEET_HOSTS
 FLEET_JUMP_HOST = outputs.FLEET_JUMP_HOST
 FLEET_ENV_DIGESTS = outputs.FLEET_ENV_DIGESTS
@@ -35,7 +48,7 @@ DIGEST_KEY_ENV = "DRIFT_DIGEST_KEY"
 """The environment variable holding the key of the stack's .env digests."""
 _FILE_BLOCK = re.compile(
     r"write_file '?(?P<path>[^' ]+)'? \d+ "
-    r"<<'(?P<tag>TRADING_INFRA_FILE_\d+)'\n(?P<body>.*?)\n(?P=tag)",
+    rf"<<'(?P<tag>{FILE_DELIMITER}\d+)'\n(?P<body>.*?)\n(?P=tag)",
     re.DOTALL,
 )
 
@@ -77,7 +90,7 @@ class HostExpectation:
 
     @property
     def ufw_rules(self) -> set[str]:
-        text = next((body for path, body in self.files.items() if path.endswith("ufw.rules")), "")
+        text = next((body for path, body in self.files.items() if path == UFW_RULES), "")
         return {
             _rule(line) for line in text.splitlines() if line.strip() and not line.startswith("#")
         }
@@ -152,11 +165,11 @@ def expectations(state: StackState) -> list[HostExpectation]:
             host_key=host["hostKey"],
             jump=dict(jump) if isinstance(jump, dict) else None,
         )
-        if compose := _resource(state, f"{name}-compose-file"):
+        if compose := _resource(state, step_name(name, COMPOSE_FILE)):
             expected.compose_path = str(compose.get("remotePath"))
             expected.compose_text = str((compose.get("source") or {}).get("text", ""))
             expected.urn = compose.parent
-        if up := _resource(state, f"{name}-compose-up"):
+        if up := _resource(state, step_name(name, COMPOSE_UP)):
             # The deploy manifest (sha256sum lines) names the .env's hash; a secret, known
             # only in a `--show-secrets` export.
             manifest = up.revealed_inputs.get("stdin")
@@ -168,9 +181,9 @@ def expectations(state: StackState) -> list[HostExpectation]:
         digests = state.outputs.get(FLEET_ENV_DIGESTS) or {}
         if isinstance(digests, dict) and isinstance(digests.get(name), str):
             expected.env_digest = digests[name]
-        if bootstrap := _resource(state, f"{name}-bootstrap"):
+        if bootstrap := _resource(state, step_name(name, BOOTSTRAP)):
             expected.files = bootstrap_files(str(bootstrap.get("create", "")))
-        if wireguard := _resource(state, f"{name}-wireguard"):
+        if wireguard := _resource(state, step_name(name, WIREGUARD)):
             expected.wireguard_config = str(wireguard.get("stdin", ""))
         found.append(expected)
     return found
