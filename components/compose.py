@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 
@@ -25,18 +25,41 @@ QUESTDB_ILP_PORT = 9009
 BACKTESTING_PORT = 5003
 ML_SERVICE_PORT = 5004
 
-EXECUTION_ROLES = ("futures", "equities-crypto")
 
-MESH_CLIENTS: dict[str, dict[int, tuple[str, ...]]] = {
+@dataclass(frozen=True)
+class RoleSpec:
+    """What a fleet role is: which compose file it runs and who may reach it."""
+
+    kind: Literal["orchestrator", "execution"]
+    """``orchestrator``: the gateway, QuestDB and the analytics services (one host).
+    ``execution``: a trading service and a market-data collector next to its venues."""
+    mesh_ports: tuple[int, ...]
+    """Ports published on the host's WireGuard address."""
+
+
+ROLES: dict[str, RoleSpec] = {
     # The execution nodes call the gateway (the planning notes' PRIMARY_GATEWAY) and
     # write ticks to QuestDB over ILP; QuestDB's HTTP console and PG wire stay local.
-    "orchestrator": {GATEWAY_PORT: EXECUTION_ROLES, QUESTDB_ILP_PORT: EXECUTION_ROLES},
+    "orchestrator": RoleSpec("orchestrator", (GATEWAY_PORT, QUESTDB_ILP_PORT)),
     # The orchestrator's gateway routes orders and data requests; its Prometheus scrapes.
-    "futures": {TRADING_PORT: ("orchestrator",), MARKET_DATA_PORT: ("orchestrator",)},
-    "equities-crypto": {TRADING_PORT: ("orchestrator",), MARKET_DATA_PORT: ("orchestrator",)},
+    "futures": RoleSpec("execution", (TRADING_PORT, MARKET_DATA_PORT)),
+    "equities-crypto": RoleSpec("execution", (TRADING_PORT, MARKET_DATA_PORT)),
+}
+"""The fleet's roles as data: every other table of roles is derived from this one."""
+
+EXECUTION_ROLES = tuple(role for role, spec in ROLES.items() if spec.kind == "execution")
+ORCHESTRATOR_ROLES = tuple(role for role, spec in ROLES.items() if spec.kind == "orchestrator")
+
+MESH_CLIENTS: dict[str, dict[int, tuple[str, ...]]] = {
+    role: {
+        port: EXECUTION_ROLES if spec.kind == "orchestrator" else ORCHESTRATOR_ROLES
+        for port in spec.mesh_ports
+    }
+    for role, spec in ROLES.items()
 }
 """Per role, each port published on the WireGuard address and the roles that may open
-it: ufw and ``DOCKER-USER`` admit exactly these peers, on ``wg0`` only."""
+it: ufw and ``DOCKER-USER`` admit exactly these peers, on ``wg0`` only. The
+orchestrator is reached by the execution roles, they by the orchestrator."""
 
 MESH_PORTS: dict[str, tuple[int, ...]] = {
     role: tuple(clients) for role, clients in MESH_CLIENTS.items()
@@ -335,14 +358,14 @@ def render_compose(
 ) -> str:
     """The role's docker-compose.yml for a host at ``wireguard_address``; the
     orchestrator's takes the ILP auth file (``ilp_auth_file``) of the writers."""
-    if role == "orchestrator":
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r}")
+    if ROLES[role].kind == "orchestrator":
         if not ilp_auth.strip():
             raise ValueError("the orchestrator's QuestDB needs the writers' ILP public keys")
         document = _orchestrator(wireguard_address, fleet, ilp_auth)
-    elif role in ("futures", "equities-crypto"):
-        document = _execution(role, wireguard_address, fleet)
     else:
-        raise ValueError(f"unknown role {role!r}")
+        document = _execution(role, wireguard_address, fleet)
     return yaml.safe_dump({"name": PROJECT_NAME, **document}, sort_keys=False, width=120)
 
 
@@ -358,7 +381,7 @@ def render_env(values: Mapping[str, str]) -> str:
 def env_values(role: str, fleet: FleetServices, secrets: Mapping[str, str]) -> dict[str, str]:
     """What a host of ``role`` gets in its .env: only what its compose file references
     (``secrets``: every variable by name)."""
-    if role == "orchestrator":
+    if ROLES[role].kind == "orchestrator":
         wanted = ["GRAFANA_ADMIN_PASSWORD", "QUESTDB_PG_PASSWORD"]
     else:
         providers = [*fleet.brokers.get(role, ()), *fleet.data_providers.get(role, ())]

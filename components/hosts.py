@@ -16,10 +16,16 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import AfterValidator, Field, field_validator
 
+from components.compose import ROLES
 from components.settings import Settings
 
 HOST_KEY_TYPES = ("ssh-ed25519", "ecdsa-sha2-nistp256", "ecdsa-sha2-nistp384", "ssh-rsa")
-FLEET_ROLES = ("orchestrator", "futures", "equities-crypto")
+Role = Literal["orchestrator", "futures", "equities-crypto"]
+"""A host's role: the keys of ``components.compose.ROLES`` (a test holds them equal;
+the literal gives the config schema its enum)."""
+
+FLEET_ROLES = tuple(ROLES)
+"""Every role (``components.compose.ROLES``); each needs a host."""
 
 
 def _host_key(value: str) -> str:
@@ -72,7 +78,7 @@ class HostSettings(Settings):
 
     name: Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]{0,30}$")]
     """Host name, unique (``cdmx``, ``chicago``, ``nj``). Required."""
-    role: Literal["orchestrator", "futures", "equities-crypto"]
+    role: Role
     """What it runs. Required."""
     address: IpAddress
     """Public IP address, used for SSH, the peers' ufw rules and WireGuard endpoints (an

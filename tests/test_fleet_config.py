@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, get_args
 
 import pytest
 
+from components.compose import ROLES
+from components.hosts import FLEET_ROLES, Role
 from stacks.config import ConfigError, FleetStackConfig, parse_stack_config
 from tests.support import committed_config
 
@@ -261,3 +263,10 @@ def test_a_real_deploy_needs_credentials_for_every_broker() -> None:
     ]
     assert "brokerCredentials.binance" not in missing
     assert "brokerCredentials.tradestation" in missing and len(missing) == 6
+
+
+def test_the_config_accepts_exactly_the_roles_of_the_roles_table() -> None:
+    """A role added to ``components.compose.ROLES`` must be a config value too (and one
+    removed must stop being one); the literal exists only to give the schema its enum."""
+    assert get_args(Role) == tuple(ROLES)
+    assert tuple(ROLES) == FLEET_ROLES
