@@ -1,4 +1,9 @@
-"""FargateService: cluster, task definition, roles, logs, service, autoscaling, deployments."""
+"""FargateService: cluster, task definition, roles, logs, service, autoscaling, deployments.
+
+Longer than the ~500 lines aimed at, on purpose: the settings models, the pure policy
+and container documents and the constructor's named steps (``_cluster`` ...
+``_autoscale``) describe one ECS service, and every part is read with the others.
+"""
 
 from __future__ import annotations
 

@@ -9,6 +9,10 @@ functions below, so a re-run with nothing changed changes no input and runs noth
 Two phases, because a host's mesh config needs every other host's public key:
 ``VpsHost(...)`` bootstraps and generates the key; ``host.deploy(peers)`` does the rest
 once every host of the fleet exists.
+
+Longer than the ~500 lines aimed at: the pure renderers (bootstrap, sshd, ufw,
+WireGuard, step scripts) are what the component sends, and ``ops drift`` reads them
+back from here; splitting them from the steps would part each file from its reader.
 """
 
 from __future__ import annotations

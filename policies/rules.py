@@ -8,6 +8,9 @@ advisory ones cost and operations hygiene.
 
 This module imports nothing but the standard library, so the policy pack can load it
 without the program's dependencies.
+
+One module, over 1,000 lines, on purpose: the policy pack loads it by path with only
+the standard library, so the rules cannot be a package the pack would import.
 """
 
 from __future__ import annotations
