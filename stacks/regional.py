@@ -8,6 +8,7 @@ service. ``primary``: the same backend, plus the GeoEdge in front of both region
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pulumi
@@ -374,21 +375,34 @@ def _failover(
     store. The primary stack owns them because it owns the store: the deploy order
     stays eu -> sg, with no reference back from eu to sg."""
     stack = pulumi.get_stack()
-    common = {
-        "key_value_store_arn": geo_edge.key_value_store.arn,
-        "log_retention_days": config.service.log_retention_days,
-        "protect": config.production,
-    }
-    RegionFailover(
-        f"failover-{stack}",
-        failover,
-        region=stack,
-        name_prefix=f"{PROJECT}-{stack}",
-        load_balancer_arn_suffix=backend.load_balancer.arn_suffix,
-        target_group_arn_suffixes=backend.load_balancer.target_group_arn_suffixes,
-        alarm_topic_arn=backend.monitoring.topic.arn,
-        **common,
-        opts=pulumi.ResourceOptions(providers=[backend.provider]),
+
+    def region_failover(
+        region: str,
+        load_balancer_arn_suffix: pulumi.Input[str],
+        target_group_arn_suffixes: pulumi.Input[Sequence[pulumi.Input[str]]],
+        alarm_topic_arn: pulumi.Input[str],
+        provider: aws.Provider,
+    ) -> RegionFailover:
+        return RegionFailover(
+            f"failover-{region}",
+            failover,
+            region=region,
+            name_prefix=f"{PROJECT}-{region}",
+            key_value_store_arn=geo_edge.key_value_store.arn,
+            load_balancer_arn_suffix=load_balancer_arn_suffix,
+            target_group_arn_suffixes=target_group_arn_suffixes,
+            alarm_topic_arn=alarm_topic_arn,
+            log_retention_days=config.service.log_retention_days,
+            protect=config.production,
+            opts=pulumi.ResourceOptions(providers=[provider]),
+        )
+
+    region_failover(
+        stack,
+        backend.load_balancer.arn_suffix,
+        backend.load_balancer.target_group_arn_suffixes,
+        backend.monitoring.topic.arn,
+        backend.provider,
     )
     edge = config.edge
     if fallback is not None and edge is not None and edge.fallback_region:
@@ -404,16 +418,12 @@ def _failover(
                 )
             ),
         )
-        RegionFailover(
-            f"failover-{region}",
-            failover,
-            region=region,
-            name_prefix=f"{PROJECT}-{region}",
-            load_balancer_arn_suffix=fallback.require_output(outputs.ALB_ARN_SUFFIX),
-            target_group_arn_suffixes=fallback.require_output(outputs.TARGET_GROUP_ARN_SUFFIXES),
-            alarm_topic_arn=fallback.require_output(outputs.ALARM_TOPIC_ARN),
-            **common,
-            opts=pulumi.ResourceOptions(providers=[provider]),
+        region_failover(
+            region,
+            fallback.require_output(outputs.ALB_ARN_SUFFIX),
+            fallback.require_output(outputs.TARGET_GROUP_ARN_SUFFIXES),
+            fallback.require_output(outputs.ALARM_TOPIC_ARN),
+            provider,
         )
     budget = failover_budget(
         failover.period_seconds,
