@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import importlib
 import inspect
 import json
@@ -58,9 +59,20 @@ FALLBACK_STACK = f"{MOCK_ORGANIZATION}/{PROJECT}/eu"
 
 
 @cache
+def _planned(stack: str) -> Plan:
+    return plan_stack(stack)
+
+
+def committed_plan(stack: str) -> Plan:
+    """The committed ``stack``'s plan, planned once per test process (a plan costs
+    seconds; dozens of tests read one). A copy each time, so no test sees another's
+    edits."""
+    return copy.deepcopy(_planned(stack))
+
+
 def committed_eu_outputs() -> dict[str, Any]:
     """The eu stack's planned outputs: what sg's StackReference reads."""
-    return plan_stack("eu").outputs
+    return committed_plan("eu").outputs
 
 
 def plan_sg(

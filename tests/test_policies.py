@@ -19,10 +19,9 @@ from pulumi_policy import (
 from components.vps import BOOTSTRAP, step_name
 from ops.__main__ import main
 from ops.check import check_plan, render
-from ops.plan import plan_stack
 from policies import rules
 from policies.rules import RULES
-from tests.support import ROOT
+from tests.support import ROOT, committed_plan
 from tests.test_security_baseline import BREAKS, REMOVE, broken, plans
 
 
@@ -146,7 +145,7 @@ def test_the_pack_declares_its_runtime() -> None:
 
 
 def test_plan_of_vps_is_checked_with_secret_connections_revealed() -> None:
-    plan = plan_stack("vps")
+    plan = committed_plan("vps")
     (bootstrap,) = [r for r in plan.resources if r.name == "cdmx-bootstrap"]
     assert bootstrap.inputs["connection"] == "[secret]"
     assert check_plan(plan).exit_code == 0
@@ -158,7 +157,7 @@ def test_the_pack_names_the_bootstrap_step_as_the_component_does() -> None:
     assert step_name("", BOOTSTRAP) == rules.BOOTSTRAP_SUFFIX
     bootstraps = [
         r.urn
-        for r in plan_stack("vps").resources
+        for r in committed_plan("vps").resources
         if r.type == "command:remote:Command" and r.urn.endswith(rules.BOOTSTRAP_SUFFIX)
     ]
     assert len(bootstraps) == 3

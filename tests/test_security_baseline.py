@@ -18,10 +18,10 @@ from typing import Any
 import pytest
 
 from ops.check import subjects_of
-from ops.plan import plan_config, plan_stack
+from ops.plan import plan_config
 from ops.runtime import Plan, PlannedResource
 from policies.rules import RULES, Rule
-from tests.support import committed_config, plan_sg, with_section
+from tests.support import committed_config, committed_plan, plan_sg, with_section
 
 SECRET_KEYS = ["trading-infra:originSecret"]
 BY_NAME: dict[str, Rule] = {r.name: r for r in RULES}
@@ -52,9 +52,9 @@ def public(stack: str, region: str) -> dict[str, str]:
 def plans() -> dict[str, Plan]:
     eu_public = plan_config("eu", public("eu", "eu-central-1"), SECRET_KEYS)
     return {
-        "sg": plan_stack("sg"),
-        "eu": plan_stack("eu"),
-        "vps": plan_stack("vps"),
+        "sg": committed_plan("sg"),
+        "eu": committed_plan("eu"),
+        "vps": committed_plan("vps"),
         "eu-public": eu_public,
         "sg-public": plan_sg(
             public("sg", "ap-southeast-1"), SECRET_KEYS, fallback_outputs=eu_public.outputs

@@ -3,22 +3,16 @@
 from __future__ import annotations
 
 import json
-from functools import cache
 
 import pytest
 
-from ops.plan import plan_config, plan_stack
+from ops.plan import plan_config
 from ops.runtime import Plan, PlannedResource
 from stacks import outputs
 from stacks.config import MODELS
-from tests.support import committed_config, is_taggable, plan_sg, with_section
+from tests.support import committed_config, committed_plan, is_taggable, plan_sg, with_section
 
 STACKS = {"sg": "ap-southeast-1", "eu": "eu-central-1"}
-
-
-@cache
-def committed_plan(stack: str) -> Plan:
-    return plan_stack(stack)
 
 
 def run_stack(raw: dict[str, str], secret_keys: list[str] | None = None) -> Plan:
@@ -29,7 +23,7 @@ def run_stack(raw: dict[str, str], secret_keys: list[str] | None = None) -> Plan
 
 def test_every_role_has_a_committed_stack_that_plans() -> None:
     roles = {
-        plan_stack(stack).outputs.get(outputs.REGION, "fleet") for stack in ("sg", "eu", "vps")
+        committed_plan(stack).outputs.get(outputs.REGION, "fleet") for stack in ("sg", "eu", "vps")
     }
     assert roles == {"ap-southeast-1", "eu-central-1", "fleet"}
     assert set(MODELS) == {"primary", "fallback", "vps-fleet"}

@@ -46,7 +46,7 @@ from ops.plan import plan_stack, render_json
 from ops.runtime import SECRET_PLACEHOLDER, Plan
 from stacks.config import FleetStackConfig, parse_stack_config
 from stacks.fleet import mesh_of, services_of
-from tests.support import committed_config, run_component
+from tests.support import committed_config, committed_plan, run_component
 
 BIN = Path(sys.executable).parent
 SHELLCHECK = BIN / "shellcheck"
@@ -111,7 +111,7 @@ def compose_of(role: str, address: str, services: FleetServices | None = None) -
 
 @cache
 def plan() -> Plan:
-    return plan_stack("vps")
+    return committed_plan("vps")
 
 
 # --- rendered files under real tools -------------------------------------------------

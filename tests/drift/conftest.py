@@ -18,8 +18,8 @@ from moto.wafv2.models import WAFV2Backend
 
 from ops.drift.model import Report
 from ops.drift.scan import scan
-from ops.plan import plan_stack
 from tests.drift.moto_deploy import deploy
+from tests.support import committed_plan
 
 Clients = Callable[[str, str], Any]
 
@@ -103,7 +103,7 @@ class World:
 def build_world(url: str, stack: str) -> World:
     reset(url)
     clients = client_factory(url)
-    return World(stack, clients, deploy(plan_stack(stack), clients))
+    return World(stack, clients, deploy(committed_plan(stack), clients))
 
 
 def drifted(report: Report) -> list[tuple[str, str, str]]:

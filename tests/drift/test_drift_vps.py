@@ -23,11 +23,10 @@ from components.compose import ilp_auth_file, render_compose
 from ops.drift.scan import scan
 from ops.drift.state import parse_state
 from ops.drift.vps import Connector, HostExpectation, SshRemote, expectations, scan_vps
-from ops.plan import plan_stack
 from ops.runtime import Plan
 from stacks.config import FleetStackConfig, parse_stack_config
 from stacks.fleet import mesh_of, services_of
-from tests.support import committed_config
+from tests.support import committed_config, committed_plan
 
 SECRET_SIG = {"4dabf18193072939515e22adb298388d": "1b47061264138c4ac30d75fd1eb44270"}
 ASSET_SIG = {"4dabf18193072939515e22adb298388d": "c44067f5952c0a294b673a41bacd8c17"}
@@ -153,7 +152,7 @@ def as_test_user(server: Server) -> Connector:
 
 @pytest.fixture(scope="module")
 def vps_plan() -> Plan:
-    return plan_stack("vps")
+    return committed_plan("vps")
 
 
 def checkpoint(plan: Plan, server: Server, host_key: str | None = None) -> str:

@@ -16,8 +16,8 @@ from ops.drift.permissions import (
     iam_action,
     refresh_policy,
 )
-from ops.plan import plan_stack
 from tests.drift.conftest import build_world, client_factory
+from tests.support import committed_plan
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +60,7 @@ def test_the_drift_role_allows_exactly_the_calls_ops_drift_makes(recorded: set[s
 
 @pytest.mark.parametrize("stack", ["sg", "eu"])
 def test_the_refresh_role_reads_every_service_of_the_stack_and_no_data(stack: str) -> None:
-    types = [r.type for r in plan_stack(stack).resources]
+    types = [r.type for r in committed_plan(stack).resources]
     policy = refresh_policy(types)
     allowed, denied = policy["Statement"]
     assert denied["Effect"] == "Deny" and denied["Action"] == list(DATA_READS)
@@ -80,7 +80,7 @@ def test_a_module_without_a_mapping_is_an_error() -> None:
 
 def test_iam_accepts_both_documents(moto_url: str) -> None:
     iam = client_factory(moto_url)("iam", "us-east-1")
-    types = [r.type for r in plan_stack("sg").resources]
+    types = [r.type for r in committed_plan("sg").resources]
     for name, document in (("drift", drift_policy()), ("refresh", refresh_policy(types))):
         iam.create_policy(PolicyName=f"trading-infra-{name}", PolicyDocument=json.dumps(document))
     with pytest.raises(iam.exceptions.MalformedPolicyDocumentException):
