@@ -8,7 +8,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, field_validator, model_validator
 
-from components.settings import Settings
+from components.settings import Settings, refuse_set
 from components.tagging import component_tags
 
 OriginProtection = Literal["vpc-origin", "public"]
@@ -17,6 +17,23 @@ CLOUDFRONT_PREFIX_LIST = "com.amazonaws.global.cloudfront.origin-facing"
 """The AWS-managed prefix list of CloudFront's origin-facing addresses."""
 
 PRODUCTION_RULE_PRIORITY = 10
+
+LISTENER_ARN = (
+    r"^arn:aws[\w-]*:elasticloadbalancing:[a-z0-9-]+:\d{12}:listener/app/[A-Za-z0-9-]{1,32}"
+    r"/[0-9a-f]+/[0-9a-f]+$"
+)
+"""An Application Load Balancer listener's ARN (``listener/app/<name>/<lb-id>/<id>``)."""
+
+OWN_BALANCER_SETTINGS = (
+    "ssl_policy",
+    "idle_timeout_seconds",
+    "desync_mitigation_mode",
+    "deletion_protection",
+    "access_logs_prefix",
+    "listener_port",
+)
+"""Settings of the ALB and listener this component creates: an existing listener's
+balancer keeps its owner's, so setting one of them with ``listenerArn`` is an error."""
 
 
 class HealthCheckSettings(Settings):
@@ -75,6 +92,27 @@ class LoadBalancerSettings(Settings):
     """Header carrying ``originSecret`` in ``public`` mode. Default ``X-Origin-Verify``."""
     health_check: HealthCheckSettings = Field(default_factory=HealthCheckSettings)
     """Target group health check."""
+    listener_arn: Annotated[str, Field(pattern=LISTENER_ARN)] | None = None
+    """Bring your own: an existing ALB listener to put the production rule on, instead
+    of creating an ALB, its security group and listener. The ALB must be in the stack's
+    VPC, internal for ``vpc-origin`` and listening on HTTPS for ``public``; its security
+    groups must let it reach the tasks on the container port. Its access logs, deletion
+    protection, TLS policy and desync mitigation stay its owner's. Default: create them."""
+    production_rule_priority: Annotated[int, Field(ge=1, le=50000)] = PRODUCTION_RULE_PRIORITY
+    """Priority of the production rule on the listener; on a shared ``listenerArn``, one
+    no other rule uses. Default 10."""
+
+    @model_validator(mode="after")
+    def _existing_listener_keeps_its_own_settings(self) -> LoadBalancerSettings:
+        if self.listener_arn is None:
+            return self
+        refuse_set(
+            self,
+            OWN_BALANCER_SETTINGS,
+            "has no effect with listenerArn (the existing ALB keeps its own); remove it, "
+            "or drop listenerArn to create the ALB",
+        )
+        return self
 
 
 class LoadBalancer(pulumi.ComponentResource):
@@ -87,22 +125,28 @@ class LoadBalancer(pulumi.ComponentResource):
     CloudFront's address ranges.
     """
 
-    alb: aws.lb.LoadBalancer
-    """The load balancer."""
+    alb: aws.lb.LoadBalancer | None
+    """The load balancer; none on an existing listener."""
     arn: pulumi.Output[str]
     """Its ARN."""
     arn_suffix: pulumi.Output[str]
     """Its ARN suffix, the ``LoadBalancer`` dimension of CloudWatch metrics."""
     dns_name: pulumi.Output[str]
     """Its DNS name, the CloudFront origin domain."""
-    security_group: aws.ec2.SecurityGroup
-    """The ALB's security group: the service admits traffic from it only."""
+    zone_id: pulumi.Output[str]
+    """Its Route 53 hosted zone, for alias records."""
+    security_group: aws.ec2.SecurityGroup | None
+    """The ALB's security group; none on an existing listener."""
+    security_group_ids: pulumi.Output[list[str]]
+    """The ALB's security groups: the service admits traffic from them only."""
     target_group: aws.lb.TargetGroup
     """The production target group."""
     alternate_target_group: aws.lb.TargetGroup | None
     """The second target group of blue/green-style deployments, if any."""
-    listener: aws.lb.Listener
-    """The listener CloudFront connects to."""
+    listener: aws.lb.Listener | None
+    """The listener CloudFront connects to; none when it is an existing one."""
+    listener_arn: pulumi.Output[str]
+    """That listener's ARN."""
     production_rule: aws.lb.ListenerRule
     """The rule forwarding to the target group(s)."""
     target_group_arn_suffixes: list[pulumi.Output[str]]
@@ -137,12 +181,102 @@ class LoadBalancer(pulumi.ComponentResource):
         and linear deployments, which then own the production rule's weights)."""
         super().__init__("trading-infra:load_balancer:LoadBalancer", name, {}, opts)
         mode = settings.origin_protection
-        if mode == "public" and (certificate_arn is None or origin_secret is None):
+        existing = settings.listener_arn
+        if mode == "public" and (
+            origin_secret is None or (certificate_arn is None and existing is None)
+        ):
             raise ValueError(
-                f"LoadBalancer {name}: `public` origin protection needs `certificate_arn` "
-                "and `origin_secret`."
+                f"LoadBalancer {name}: `public` origin protection needs `origin_secret`, and "
+                "`certificate_arn` unless the listener is an existing one."
             )
         tags = component_tags("load_balancer")
+        target_vpc_id = vpc_id
+        if existing is None:
+            self._create_balancer(
+                name,
+                settings,
+                vpc_id=vpc_id,
+                vpc_cidr=vpc_cidr,
+                subnet_ids=subnet_ids,
+                target_port=target_port,
+                certificate_arn=certificate_arn,
+                access_logs_bucket=access_logs_bucket,
+                tags=tags,
+            )
+        else:
+            target_vpc_id = self._existing_balancer(name, existing, mode, vpc_id)
+
+        def target_group(resource_name: str) -> aws.lb.TargetGroup:
+            return self._target_group(resource_name, settings, target_vpc_id, target_port, tags)
+
+        self.target_group = target_group(f"{name}-tg")
+        self.alternate_target_group = (
+            target_group(f"{name}-tg-alt") if alternate_target_group else None
+        )
+
+        if origin_secret is not None and mode == "public":
+            condition = aws.lb.ListenerRuleConditionArgs(
+                http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
+                    http_header_name=settings.origin_header_name,
+                    values=[pulumi.Output.secret(origin_secret)],
+                )
+            )
+        else:
+            condition = aws.lb.ListenerRuleConditionArgs(
+                path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=["/*"])
+            )
+        weighted = [
+            aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.target_group.arn, weight=100)
+        ]
+        if self.alternate_target_group is not None:
+            weighted.append(
+                aws.lb.ListenerRuleActionForwardTargetGroupArgs(
+                    arn=self.alternate_target_group.arn, weight=0
+                )
+            )
+        self.production_rule = aws.lb.ListenerRule(
+            f"{name}-production-rule",
+            listener_arn=self.listener_arn,
+            priority=settings.production_rule_priority,
+            conditions=[condition],
+            actions=[
+                aws.lb.ListenerRuleActionArgs(
+                    type="forward",
+                    forward=aws.lb.ListenerRuleActionForwardArgs(target_groups=weighted),
+                )
+            ],
+            tags=tags,
+            # ECS shifts the weights between the two target groups during a deployment;
+            # Pulumi must not shift them back on the next `up`.
+            opts=pulumi.ResourceOptions(
+                parent=self,
+                ignore_changes=["actions"] if self.alternate_target_group is not None else None,
+            ),
+        )
+
+        self.target_group_arn_suffixes = [self.target_group.arn_suffix]
+        if self.alternate_target_group is not None:
+            self.target_group_arn_suffixes.append(self.alternate_target_group.arn_suffix)
+        self.register_outputs(
+            {"arn": self.arn, "dns_name": self.dns_name, "target_group_arn": self.target_group.arn}
+        )
+
+    def _create_balancer(
+        self,
+        name: str,
+        settings: LoadBalancerSettings,
+        *,
+        vpc_id: pulumi.Input[str],
+        vpc_cidr: pulumi.Input[str],
+        subnet_ids: pulumi.Input[list[str]],
+        target_port: int,
+        certificate_arn: pulumi.Input[str] | None,
+        access_logs_bucket: pulumi.Input[str] | None,
+        tags: dict[str, str],
+    ) -> None:
+        """The ALB, its security group (CloudFront's origin-facing ranges in, the
+        tasks out) and the listener, whose default action refuses what no rule takes."""
+        mode = settings.origin_protection
         child = pulumi.ResourceOptions(parent=self)
         self.listener_protocol = "HTTPS" if certificate_arn is not None else "HTTP"
         self.listener_port = settings.listener_port or (
@@ -205,14 +339,8 @@ class LoadBalancer(pulumi.ComponentResource):
         self.arn = self.alb.arn
         self.arn_suffix = self.alb.arn_suffix
         self.dns_name = self.alb.dns_name
-
-        def target_group(resource_name: str) -> aws.lb.TargetGroup:
-            return self._target_group(resource_name, settings, vpc_id, target_port, tags)
-
-        self.target_group = target_group(f"{name}-tg")
-        self.alternate_target_group = (
-            target_group(f"{name}-tg-alt") if alternate_target_group else None
-        )
+        self.zone_id = self.alb.zone_id
+        self.security_group_ids = pulumi.Output.all(self.security_group.id).apply(list)
 
         self.listener = aws.lb.Listener(
             f"{name}-listener",
@@ -225,52 +353,51 @@ class LoadBalancer(pulumi.ComponentResource):
             tags=tags,
             opts=child,
         )
-        if origin_secret is not None and mode == "public":
-            condition = aws.lb.ListenerRuleConditionArgs(
-                http_header=aws.lb.ListenerRuleConditionHttpHeaderArgs(
-                    http_header_name=settings.origin_header_name,
-                    values=[pulumi.Output.secret(origin_secret)],
-                )
-            )
-        else:
-            condition = aws.lb.ListenerRuleConditionArgs(
-                path_pattern=aws.lb.ListenerRuleConditionPathPatternArgs(values=["/*"])
-            )
-        weighted = [
-            aws.lb.ListenerRuleActionForwardTargetGroupArgs(arn=self.target_group.arn, weight=100)
-        ]
-        if self.alternate_target_group is not None:
-            weighted.append(
-                aws.lb.ListenerRuleActionForwardTargetGroupArgs(
-                    arn=self.alternate_target_group.arn, weight=0
-                )
-            )
-        self.production_rule = aws.lb.ListenerRule(
-            f"{name}-production-rule",
-            listener_arn=self.listener.arn,
-            priority=PRODUCTION_RULE_PRIORITY,
-            conditions=[condition],
-            actions=[
-                aws.lb.ListenerRuleActionArgs(
-                    type="forward",
-                    forward=aws.lb.ListenerRuleActionForwardArgs(target_groups=weighted),
-                )
-            ],
-            tags=tags,
-            # ECS shifts the weights between the two target groups during a deployment;
-            # Pulumi must not shift them back on the next `up`.
-            opts=pulumi.ResourceOptions(
-                parent=self,
-                ignore_changes=["actions"] if self.alternate_target_group is not None else None,
-            ),
-        )
+        self.listener_arn = self.listener.arn
 
-        self.target_group_arn_suffixes = [self.target_group.arn_suffix]
-        if self.alternate_target_group is not None:
-            self.target_group_arn_suffixes.append(self.alternate_target_group.arn_suffix)
-        self.register_outputs(
-            {"arn": self.arn, "dns_name": self.dns_name, "target_group_arn": self.target_group.arn}
-        )
+    def _existing_balancer(
+        self, name: str, listener_arn: str, mode: OriginProtection, vpc_id: pulumi.Input[str]
+    ) -> pulumi.Output[str]:
+        """Bring your own: read the listener and its ALB (two lookups at plan time), and
+        refuse one that cannot serve ``mode`` before anything is put on it. Returns the
+        stack's VPC id, checked to be the ALB's when it is known."""
+        self.alb = self.security_group = self.listener = None
+        lookup = pulumi.InvokeOptions(parent=self)
+        listener = aws.lb.get_listener(arn=listener_arn, opts=lookup)
+        balancer = aws.lb.get_load_balancer(arn=listener.load_balancer_arn, opts=lookup)
+        problems = []
+        if mode == "vpc-origin" and not balancer.internal:
+            problems.append("is internet-facing; a CloudFront VPC origin needs an internal ALB")
+        if mode == "public" and listener.protocol != "HTTPS":
+            problems.append(
+                f"listens on {listener.protocol}; `public` origin protection sends its secret "
+                "header, so it needs an HTTPS listener"
+            )
+        if problems:
+            raise ValueError(
+                f"LoadBalancer {name}: the listener {listener_arn} " + "; ".join(problems)
+            )
+        self.listener_protocol = "HTTPS" if listener.protocol == "HTTPS" else "HTTP"
+        self.listener_port = listener.port
+        self.listener_arn = pulumi.Output.from_input(listener.arn)
+        self.arn = pulumi.Output.from_input(balancer.arn)
+        self.arn_suffix = pulumi.Output.from_input(balancer.arn_suffix)
+        self.dns_name = pulumi.Output.from_input(balancer.dns_name)
+        self.zone_id = pulumi.Output.from_input(balancer.zone_id)
+        self.security_group_ids = pulumi.Output.from_input(list(balancer.security_groups))
+
+        # A listener rule forwards only to target groups in its ALB's VPC. The stack's VPC
+        # id is known at deploy time only: the target groups wait for this check.
+        def same_vpc(stack_vpc: str) -> str:
+            if stack_vpc != balancer.vpc_id:
+                raise ValueError(
+                    f"LoadBalancer {name}: the listener {listener_arn} belongs to an ALB in "
+                    f"{balancer.vpc_id}, not the stack's VPC {stack_vpc}; its rules cannot "
+                    "forward to this stack's target groups"
+                )
+            return stack_vpc
+
+        return pulumi.Output.from_input(vpc_id).apply(same_vpc)
 
     def _target_group(
         self,

@@ -397,7 +397,7 @@ class FargateService(pulumi.ComponentResource):
         image: pulumi.Input[str],
         vpc_id: pulumi.Input[str],
         subnet_ids: pulumi.Input[list[str]],
-        load_balancer_security_group_id: pulumi.Input[str],
+        load_balancer_security_group_ids: pulumi.Input[list[str]],
         target_group_arn: pulumi.Input[str],
         listener_rule: pulumi.Resource | None = None,
         repository_arn: pulumi.Input[str] | None = None,
@@ -416,7 +416,7 @@ class FargateService(pulumi.ComponentResource):
         - ``cluster_name``: the cluster to create (ignored with ``cluster_arn``).
         - ``image`` (by digest) and ``repository_arn`` (the only repository the
           execution role may pull from; none for a public image).
-        - ``vpc_id``, ``subnet_ids`` (private), ``load_balancer_security_group_id``
+        - ``vpc_id``, ``subnet_ids`` (private), ``load_balancer_security_group_ids``
           (the only source the tasks admit) and ``target_group_arn``.
         - ``listener_rule``: the rule forwarding to the target group. The service is
           created after it: ECS rejects a service whose target group has no load
@@ -456,7 +456,7 @@ class FargateService(pulumi.ComponentResource):
         self._logs_and_secrets(secrets or {}, protect)
         role_policies = self._roles(repository_arn)
         self._task(image, health_check_path, cpu_architecture)
-        self._security_group(vpc_id, load_balancer_security_group_id)
+        self._security_group(vpc_id, load_balancer_security_group_ids)
         role_policies += self._traffic_shift_role(traffic_shift)
         self._service(
             subnet_ids,
@@ -640,7 +640,7 @@ class FargateService(pulumi.ComponentResource):
         )
 
     def _security_group(
-        self, vpc_id: pulumi.Input[str], load_balancer_security_group_id: pulumi.Input[str]
+        self, vpc_id: pulumi.Input[str], load_balancer_security_group_ids: pulumi.Input[list[str]]
     ) -> None:
         port = self._settings.container_port
         self.security_group = aws.ec2.SecurityGroup(
@@ -652,7 +652,7 @@ class FargateService(pulumi.ComponentResource):
                     protocol="tcp",
                     from_port=port,
                     to_port=port,
-                    security_groups=[load_balancer_security_group_id],
+                    security_groups=load_balancer_security_group_ids,
                     description="From the load balancer",
                 )
             ],

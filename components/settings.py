@@ -4,6 +4,7 @@ sections are these models (camelCase keys, no unknown key, no type coercion)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -33,6 +34,15 @@ class Settings(BaseModel):
         # The docstring under each field is its description: docs/config.md is made of them.
         use_attribute_docstrings=True,
     )
+
+
+def refuse_set(model: BaseModel, names: Iterable[str], problem: str) -> None:
+    """A ValueError with one ``@key: problem`` line for each of ``names`` that ``model``
+    was given explicitly (``model_fields_set``: a default is not a choice), so every
+    clash is reported at once; nothing when none was given."""
+    given = [camel(name) for name in names if name in model.model_fields_set]
+    if given:
+        raise ValueError("\n".join(f"@{key}: {problem}" for key in given))
 
 
 CLOUDWATCH_RETENTION_DAYS = frozenset(

@@ -274,6 +274,37 @@ class PlanMocks(pulumi.runtime.Mocks):
             "secretOutputNames": [],
         }
 
+    def existing_listener(self, arn: str) -> dict[str, Any]:
+        """An existing ALB listener (``loadBalancer.listenerArn``), as AWS would describe
+        it: HTTPS on 443. Tests override it to see the other answers."""
+        prefix, _, path = arn.partition(":listener/")
+        balancer = path.rsplit("/", 1)[0]
+        return {
+            "arn": arn,
+            "id": arn,
+            "loadBalancerArn": f"{prefix}:loadbalancer/{balancer}",
+            "port": 443,
+            "protocol": "HTTPS",
+        }
+
+    def existing_load_balancer(self, arn: str) -> dict[str, Any]:
+        """That listener's ALB: internal, in the stack's VPC (the mock id of the network's
+        VPC), with one security group of its own."""
+        suffix = arn.partition(":loadbalancer/")[2]
+        name = suffix.split("/")[1]
+        region = arn.split(":")[3]
+        return {
+            "arn": arn,
+            "id": arn,
+            "arnSuffix": suffix,
+            "dnsName": f"internal-{name}-1234567890.{region}.elb.amazonaws.com",
+            "zoneId": "ZMOCKELBZONE0",
+            "internal": True,
+            "loadBalancerType": "application",
+            "securityGroups": [f"sg-{name}"],
+            "vpcId": "network-vpc-id",
+        }
+
     def call(self, args: pulumi.runtime.MockCallArgs) -> tuple[dict, list[tuple[str, str]]]:
         region = self._region(args.provider)
         answers: dict[str, Callable[[], dict[str, Any]]] = {
@@ -297,6 +328,10 @@ class PlanMocks(pulumi.runtime.Mocks):
                 "userName": "AWS",
                 "password": "mock-ecr-password",
             },
+            "aws:lb/getListener:getListener": lambda: self.existing_listener(str(args.args["arn"])),
+            "aws:lb/getLoadBalancer:getLoadBalancer": lambda: self.existing_load_balancer(
+                str(args.args["arn"])
+            ),
         }
         if args.token not in answers:
             raise NotImplementedError(f"the plan mocks do not answer {args.token}")

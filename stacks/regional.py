@@ -67,7 +67,7 @@ def _load_balancer(
             opts=opts,
         ).arn
     access_logs_bucket: pulumi.Input[str] | None = None
-    if config.logs_on(lb.access_logs):
+    if lb.listener_arn is None and config.logs_on(lb.access_logs):
         access_logs_bucket = lb.access_logs.bucket or (
             LogBucket(
                 "alb-logs",
@@ -94,6 +94,15 @@ def _load_balancer(
         alternate_target_group=config.service.deployment.strategy != "ROLLING",
         opts=opts,
     )
+    if load_balancer.listener_protocol == "HTTPS" and lb.origin_domain_name is None:
+        # Only an existing listener gets here (the config requires the name with a
+        # certificate): its protocol is known once the plan has looked it up.
+        raise ValueError(
+            f"{PROJECT}:loadBalancer.originDomainName: the listener {lb.listener_arn} is "
+            "HTTPS, and CloudFront checks its certificate against the origin's hostname, "
+            "which the ALB's own DNS name never matches; set it to a name the certificate "
+            "covers"
+        )
     if lb.create_certificate and lb.origin_domain_name and lb.hosted_zone_id:
         # The origin's hostname resolves to the ALB (the name its certificate covers).
         aws.route53.Record(
@@ -103,8 +112,8 @@ def _load_balancer(
             type="A",
             aliases=[
                 aws.route53.RecordAliasArgs(
-                    name=load_balancer.alb.dns_name,
-                    zone_id=load_balancer.alb.zone_id,
+                    name=load_balancer.dns_name,
+                    zone_id=load_balancer.zone_id,
                     evaluate_target_health=False,
                 )
             ],
@@ -132,7 +141,7 @@ def _service(
         repository_arn=registry.repository_arn if config.registry.image_uri is None else None,
         vpc_id=network.vpc_id,
         subnet_ids=network.private_subnet_ids,
-        load_balancer_security_group_id=load_balancer.security_group.id,
+        load_balancer_security_group_ids=load_balancer.security_group_ids,
         target_group_arn=load_balancer.target_group.arn,
         listener_rule=load_balancer.production_rule,
         secrets={key: pulumi.Output.secret(value) for key, value in config.service_secrets.items()},
@@ -207,7 +216,7 @@ def build_regional(config: RegionalStackConfig) -> RegionalBackend:
     pulumi.export(outputs.IMAGE_REF, registry.image_ref)
     pulumi.export(outputs.ALB_ARN, load_balancer.arn)
     pulumi.export(outputs.ALB_DNS_NAME, load_balancer.dns_name)
-    pulumi.export(outputs.ALB_SECURITY_GROUP_ID, load_balancer.security_group.id)
+    pulumi.export(outputs.ALB_SECURITY_GROUP_ID, load_balancer.security_group_ids[0])
     pulumi.export(outputs.ORIGIN_PROTECTION, config.load_balancer.origin_protection)
     pulumi.export(outputs.ORIGIN_PROTOCOL, load_balancer.listener_protocol)
     pulumi.export(outputs.ORIGIN_PORT, load_balancer.listener_port)

@@ -26,7 +26,7 @@ from components.monitoring import MonitoringSettings
 from components.network import NetworkSettings, private_cidr
 from components.registry import BuildSettings, RegistrySettings
 from components.service import ENV_NAME, ServiceSettings
-from components.settings import Hostname
+from components.settings import Hostname, refuse_set
 from components.waf import WafSettings
 from stacks.project import (
     DEFAULT_EXCHANGE_ACCESS_REGIONS,
@@ -111,6 +111,8 @@ class LoadBalancerConfig(LoadBalancerSettings, Section):
 
     @model_validator(mode="after")
     def _public_needs_tls(self) -> LoadBalancerConfig:
+        if self.listener_arn is not None:
+            return self._existing_listener_has_the_rest()
         if self.origin_protection == "public" and self.certificate_arn is None:
             raise ValueError(
                 "originProtection 'public' needs certificateArn (an ACM certificate in the "
@@ -130,6 +132,17 @@ class LoadBalancerConfig(LoadBalancerSettings, Section):
                 "ALB's certificate against the origin's hostname, which the ALB's own DNS name "
                 "never matches"
             )
+        return self
+
+    def _existing_listener_has_the_rest(self) -> LoadBalancerConfig:
+        """An existing listener brings its certificate and its ALB's access logs; its
+        protocol is checked against ``originProtection`` when the plan looks it up."""
+        refuse_set(
+            self,
+            ["certificate_arn", "create_certificate", "hosted_zone_id", "access_logs"],
+            "has no effect with listenerArn (the existing listener has its own certificate, "
+            "its ALB its own access logs); remove it",
+        )
         return self
 
 

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from components.load_balancer import CLOUDFRONT_PREFIX_LIST, LoadBalancer, LoadBalancerSettings
-from ops.runtime import SECRET_PLACEHOLDER, Plan
-from tests.support import ingress_cidrs, is_taggable, run_component, split_settings
+from components.load_balancer import (
+    CLOUDFRONT_PREFIX_LIST,
+    HealthCheckSettings,
+    LoadBalancer,
+    LoadBalancerSettings,
+)
+from ops.runtime import SECRET_PLACEHOLDER, Plan, PlanMocks, run_mocked
+from stacks.config import PROJECT
+from tests.support import ROOT, ingress_cidrs, is_taggable, run_component, split_settings
 
 CERT = "arn:aws:acm:ap-southeast-1:111122223333:certificate/abc"
 PREFIX_LIST = "pl-ap-southeast-1-cloudfront"
@@ -124,7 +130,7 @@ def test_requests_without_a_matching_rule_get_403() -> None:
     [{"origin_protection": "public"}, {"origin_protection": "public", "certificate_arn": CERT}],
 )
 def test_public_mode_without_certificate_or_secret_is_refused(overrides: dict) -> None:
-    with pytest.raises(ValueError, match="needs `certificate_arn` and `origin_secret`"):
+    with pytest.raises(ValueError, match="needs `origin_secret`, and `certificate_arn`"):
         lb_plan(**overrides)
 
 
@@ -174,3 +180,138 @@ def test_children_are_parented_and_tagged() -> None:
     children = [r for r in plan.resources if r is not component]
     assert {r.parent for r in children} == {component.urn}
     assert all(r.tag("component") == "load_balancer" for r in children if is_taggable(r))
+
+
+# --- bring your own listener --------------------------------------------------------------
+
+LISTENER = (
+    "arn:aws:elasticloadbalancing:ap-southeast-1:111122223333:listener/app/shared/"
+    "50dc6c495c0c9188/f2f7dc8efc522ab2"
+)
+BALANCER = (
+    "arn:aws:elasticloadbalancing:ap-southeast-1:111122223333:loadbalancer/app/shared/"
+    "50dc6c495c0c9188"
+)
+
+
+class ExistingMocks(PlanMocks):
+    """The plan mocks, with the existing listener and ALB described as ``changes`` say."""
+
+    def __init__(self, listener: dict, balancer: dict) -> None:
+        super().__init__("ap-southeast-1")
+        self.listener, self.balancer = listener, balancer
+
+    def existing_listener(self, arn: str) -> dict:
+        return {**super().existing_listener(arn), **self.listener}
+
+    def existing_load_balancer(self, arn: str) -> dict:
+        return {**super().existing_load_balancer(arn), **self.balancer}
+
+
+def existing_plan(
+    *,
+    listener: dict | None = None,
+    balancer: dict | None = None,
+    vpc_id: str = "network-vpc-id",
+    plan: Plan | None = None,
+    **overrides,
+) -> Plan:
+    settings, wiring = split_settings(LoadBalancerSettings, {"listener_arn": LISTENER, **overrides})
+    mocks = ExistingMocks(listener or {}, balancer or {})
+    return run_mocked(
+        lambda: (
+            LoadBalancer(
+                "lb",
+                settings,
+                vpc_id=vpc_id,
+                vpc_cidr="10.10.0.0/16",
+                subnet_ids=["subnet-a"],
+                target_port=8000,
+                **wiring,
+            )
+            and None
+        ),
+        project=PROJECT,
+        stack="test",
+        config={"aws:region": "ap-southeast-1"},
+        cwd=ROOT,
+        plan=plan,
+        mocks_for=lambda region, outputs: mocks,
+    )
+
+
+def test_an_existing_listener_gets_the_rule_and_target_groups_and_nothing_else() -> None:
+    plan = existing_plan(alternate_target_group=True, production_rule_priority=120)
+    types = {r.type for r in plan.resources if r.custom}
+    assert types == {"aws:lb/targetGroup:TargetGroup", "aws:lb/listenerRule:ListenerRule"}
+    rule = plan.one("aws:lb/listenerRule:ListenerRule").inputs
+    assert rule["listenerArn"] == LISTENER
+    assert rule["priority"] == 120
+    for group in plan.of_type("aws:lb/targetGroup:TargetGroup"):
+        assert group.inputs["vpcId"] == "network-vpc-id"
+
+
+def test_the_lookups_answer_what_the_stack_wires() -> None:
+    seen: dict = {}
+
+    def program() -> None:
+        settings = LoadBalancerSettings(listener_arn=LISTENER)
+        lb = LoadBalancer(
+            "lb", settings, vpc_id="network-vpc-id", vpc_cidr="10.10.0.0/16",
+            subnet_ids=["subnet-a"], target_port=8000,
+        )  # fmt: skip
+        seen.update(protocol=lb.listener_protocol, port=lb.listener_port)
+        lb.arn_suffix.apply(lambda v: seen.update(suffix=v))
+        lb.dns_name.apply(lambda v: seen.update(dns=v))
+        lb.security_group_ids.apply(lambda v: seen.update(groups=v))
+
+    run_mocked(
+        program, project=PROJECT, stack="test", config={"aws:region": "ap-southeast-1"},
+        cwd=ROOT, mocks_for=lambda region, outputs: ExistingMocks(
+            {"port": 8443}, {"securityGroups": ["sg-1", "sg-2"]}
+        ),
+    )  # fmt: skip
+    assert seen == {
+        "protocol": "HTTPS",
+        "port": 8443,
+        "suffix": BALANCER.partition(":loadbalancer/")[2],
+        "dns": "internal-shared-1234567890.ap-southeast-1.elb.amazonaws.com",
+        "groups": ["sg-1", "sg-2"],
+    }
+
+
+@pytest.mark.parametrize(
+    ("mode", "listener", "balancer", "problem"),
+    [
+        ("vpc-origin", {}, {"internal": False}, "is internet-facing"),
+        ("public", {"protocol": "HTTP"}, {}, "listens on HTTP"),
+    ],
+)
+def test_an_existing_listener_that_cannot_serve_the_mode_is_refused(
+    mode: str, listener: dict, balancer: dict, problem: str
+) -> None:
+    plan = Plan(project=PROJECT, stack="test")
+    with pytest.raises(ValueError, match=problem):
+        existing_plan(
+            listener=listener, balancer=balancer, origin_protection=mode,
+            origin_secret="s3cret", plan=plan,
+        )  # fmt: skip
+    assert not plan.of_type("aws:lb/listenerRule:ListenerRule")
+
+
+def test_an_alb_in_another_vpc_gets_no_target_group() -> None:
+    plan = Plan(project=PROJECT, stack="test")
+    with pytest.raises(Exception, match="belongs to an ALB in network-vpc-id, not the stack"):
+        existing_plan(vpc_id="vpc-elsewhere", plan=plan)
+    assert not plan.of_type("aws:lb/targetGroup:TargetGroup")
+
+
+def test_settings_of_the_balancer_are_refused_with_an_existing_listener() -> None:
+    with pytest.raises(ValueError) as error:
+        LoadBalancerSettings(listener_arn=LISTENER, ssl_policy="x", idle_timeout_seconds=30)
+    assert "@sslPolicy: has no effect with listenerArn" in str(error.value)
+    assert "@idleTimeoutSeconds: has no effect with listenerArn" in str(error.value)
+    # Their defaults are fine; a network load balancer's listener is not an ALB's.
+    LoadBalancerSettings(listener_arn=LISTENER, health_check=HealthCheckSettings(path="/ready"))
+    with pytest.raises(ValueError, match="listener_arn"):
+        LoadBalancerSettings(listener_arn=LISTENER.replace("listener/app/", "listener/net/"))

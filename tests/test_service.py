@@ -36,7 +36,7 @@ def service_plan(**overrides) -> Plan:
                     "repository_arn": REPO,
                     "vpc_id": "vpc-1",
                     "subnet_ids": ["subnet-a", "subnet-b"],
-                    "load_balancer_security_group_id": "sg-alb",
+                    "load_balancer_security_group_ids": ["sg-alb"],
                     "target_group_arn": "arn:tg-blue",
                     **wiring,
                 },

@@ -9,7 +9,7 @@ import pytest
 from ops.plan import plan_config
 from ops.runtime import Plan, PlannedResource
 from stacks import outputs
-from stacks.config import MODELS
+from stacks.config import MODELS, ConfigError
 from tests.support import committed_config, committed_plan, is_taggable, plan_sg, with_section
 
 STACKS = {"sg": "ap-southeast-1", "eu": "eu-central-1"}
@@ -276,3 +276,60 @@ def test_a_stack_runs_on_a_brought_cluster_and_key() -> None:
     cpu = plan.named("monitoring-cpu").inputs
     assert cpu["dimensions"]["ClusterName"] == "shared-prod"
     assert plan.outputs[outputs.CLUSTER_NAME] == "shared-prod"
+
+
+# --- bring your own listener ------------------------------------------------------------
+
+SHARED_LISTENER = (
+    "arn:aws:elasticloadbalancing:eu-central-1:111122223333:listener/app/shared/"
+    "50dc6c495c0c9188/f2f7dc8efc522ab2"
+)
+
+
+def on_shared_listener(**changes: object) -> dict[str, str]:
+    """The committed eu config, its service put on an existing (plan-mocked: internal,
+    HTTPS, in the stack's VPC) listener instead of an ALB of its own."""
+    raw = committed_config("eu")
+    load_balancer = {
+        "originProtection": "vpc-origin",
+        "originDomainName": "origin-eu.trading.example.com",
+        "listenerArn": SHARED_LISTENER,
+        "productionRulePriority": 300,
+        **changes,
+    }
+    load_balancer = {key: value for key, value in load_balancer.items() if value is not None}
+    return {**raw, "trading-infra:loadBalancer": json.dumps(load_balancer)}
+
+
+def test_a_stack_on_an_existing_listener_creates_no_alb_and_admits_its_groups() -> None:
+    plan = run_stack(on_shared_listener())
+    created = {r.type for r in plan.resources}
+    assert not created & {
+        "aws:lb/loadBalancer:LoadBalancer",
+        "aws:lb/listener:Listener",
+        "aws:acm/certificate:Certificate",
+    }
+    assert not [r for r in plan.resources if r.name.startswith("alb-logs")]
+    rule = plan.one("aws:lb/listenerRule:ListenerRule").inputs
+    assert (rule["listenerArn"], rule["priority"]) == (SHARED_LISTENER, 300)
+    (ingress,) = plan.named("api-sg").inputs["ingress"]
+    assert ingress["securityGroups"] == ["sg-shared"]
+    assert plan.outputs[outputs.ALB_SECURITY_GROUP_ID] == "sg-shared"
+    assert plan.outputs[outputs.ORIGIN_PROTOCOL] == "HTTPS"
+    assert plan.outputs[outputs.ALB_ARN_SUFFIX] == "app/shared/50dc6c495c0c9188"
+
+
+def test_an_existing_https_listener_needs_the_origin_hostname() -> None:
+    with pytest.raises(ValueError, match=r"loadBalancer\.originDomainName: the listener"):
+        run_stack(on_shared_listener(originDomainName=None))
+
+
+def test_what_an_existing_listener_brings_cannot_be_configured_too() -> None:
+    raw = on_shared_listener(
+        createCertificate=True, hostedZoneId="Z0ZONE", accessLogs={"enabled": True}
+    )
+    with pytest.raises(ConfigError) as caught:
+        run_stack(raw)
+    found = "\n".join(caught.value.problems)
+    for key in ("createCertificate", "hostedZoneId", "accessLogs"):
+        assert f"trading-infra:loadBalancer.{key}: has no effect with listenerArn" in found
