@@ -42,14 +42,8 @@ def services_of(config: FleetStackConfig) -> FleetServices:
     return FleetServices(
         images=fleet.images.model_dump(),
         wireguard_addresses=by_role,
-        brokers={
-            "futures": fleet.futures_brokers,
-            "equities-crypto": fleet.equities_crypto_brokers,
-        },
-        data_providers={
-            "futures": fleet.futures_data_providers,
-            "equities-crypto": fleet.equities_crypto_data_providers,
-        },
+        brokers={role: markets.brokers for role, markets in fleet.roles.items()},
+        data_providers={role: markets.data_providers for role, markets in fleet.roles.items()},
         credentials={name: sorted(keys) for name, keys in config.broker_credentials.items()},
     )
 

@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from components.compose import EXECUTION_ROLES
 from components.hosts import (
     FLEET_ROLES,
     HostSettings,
@@ -100,6 +101,17 @@ class FleetImagesConfig(Section):
     """Orchestrator: dashboards."""
 
 
+class ExecutionRoleConfig(Section):
+    """``trading-infra:fleet.roles.<role>``: one execution role's markets."""
+
+    brokers: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]] = Field(default_factory=list)
+    """Brokers the role's node trades with. Default none."""
+    data_providers: list[Annotated[str, Field(pattern=r"^[a-z][a-z0-9-]*$")]] = Field(
+        default_factory=list
+    )
+    """Market data providers the role's node collects from. Default none."""
+
+
 class FleetConfig(Section):
     """``trading-infra:fleet``: the self-hosted VPS and their WireGuard mesh."""
 
@@ -126,20 +138,22 @@ class FleetConfig(Section):
     registry: PullRegistrySettings | None = None
     """The private registry of the platform's images; the hosts log in to it with
     ``registryPullToken``. Default none: public images only."""
-    futures_brokers: list[str] = Field(
-        default_factory=lambda: ["tradestation", "interactive-brokers", "bybit-futures"]
+    roles: dict[str, ExecutionRoleConfig] = Field(
+        default_factory=lambda: {
+            "futures": ExecutionRoleConfig(
+                brokers=["tradestation", "interactive-brokers", "bybit-futures"],
+                data_providers=["cme", "cboe"],
+            ),
+            "equities-crypto": ExecutionRoleConfig(
+                brokers=["alpaca", "binance", "coinbase"],
+                data_providers=["polygon", "alpaca", "tiingo"],
+            ),
+        }
     )
-    """Brokers the futures node trades with."""
-    futures_data_providers: list[str] = Field(default_factory=lambda: ["cme", "cboe"])
-    """Market data the futures node collects."""
-    equities_crypto_brokers: list[str] = Field(
-        default_factory=lambda: ["alpaca", "binance", "coinbase"]
-    )
-    """Brokers the equities/crypto node trades with."""
-    equities_crypto_data_providers: list[str] = Field(
-        default_factory=lambda: ["polygon", "alpaca", "tiingo"]
-    )
-    """Market data the equities/crypto node collects."""
+    """What each execution role trades with and collects, by role (every execution
+    role of ``components.compose.ROLES``: ``futures``, ``equities-crypto``). Default
+    futures: tradestation, interactive-brokers, bybit-futures; cme, cboe.
+    equities-crypto: alpaca, binance, coinbase; polygon, alpaca, tiingo."""
     health_timeout_seconds: Annotated[int, Field(ge=10, le=1800)] = 180
     """How long a deploy waits for every service to be healthy. Default 180."""
 
@@ -204,6 +218,17 @@ class FleetConfig(Section):
                     f"host {host.name}: wireguardAddress {host.wireguard_address} is not a host "
                     f"address of meshCidr {self.mesh_cidr}"
                 )
+        problems += [
+            f"@roles.{role}: not an execution role (brokers and data providers belong to "
+            f"{', '.join(EXECUTION_ROLES)}); remove it"
+            for role in self.roles
+            if role not in EXECUTION_ROLES
+        ]
+        problems += [
+            f"@roles.{role}: its node needs its brokers and dataProviders; add them"
+            for role in EXECUTION_ROLES
+            if role not in self.roles
+        ]
         roles = [h.role for h in self.hosts]
         missing = [role for role in FLEET_ROLES if role not in roles]
         if missing:
@@ -267,8 +292,8 @@ class FleetStackConfig(Section):
     @model_validator(mode="after")
     def _credentials_match_the_brokers(self, info: ValidationInfo) -> FleetStackConfig:
         fleet = self.fleet
-        brokers = {*fleet.futures_brokers, *fleet.equities_crypto_brokers}
-        providers = {*fleet.futures_data_providers, *fleet.equities_crypto_data_providers}
+        brokers = {name for role in fleet.roles.values() for name in role.brokers}
+        providers = {name for role in fleet.roles.values() for name in role.data_providers}
         problems = [
             f"@brokerCredentials.{name}: no role trades with or collects from {name!r}; use one of "
             f"{', '.join(sorted(brokers | providers))}"

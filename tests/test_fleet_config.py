@@ -10,6 +10,7 @@ import pytest
 from components.compose import ROLES
 from components.hosts import FLEET_ROLES, Role
 from stacks.config import ConfigError, FleetStackConfig, parse_stack_config
+from stacks.fleet import services_of
 from tests.support import committed_config
 
 SECRETS = [
@@ -270,3 +271,26 @@ def test_the_config_accepts_exactly_the_roles_of_the_roles_table() -> None:
     removed must stop being one); the literal exists only to give the schema its enum."""
     assert get_args(Role) == tuple(ROLES)
     assert tuple(ROLES) == FLEET_ROLES
+
+
+def test_markets_are_configured_per_execution_role_each_named_at_its_key() -> None:
+    roles = {**FLEET["roles"], "orchestrator": {"brokers": ["binance"]}}
+    del roles["futures"]
+    found = problems(with_fleet(roles=roles))
+    assert sorted(found) == [
+        "trading-infra:fleet.roles.futures: its node needs its brokers and dataProviders; add them",
+        "trading-infra:fleet.roles.orchestrator: not an execution role (brokers and data "
+        "providers belong to futures, equities-crypto); remove it",
+    ]
+
+
+def test_each_roles_markets_reach_its_own_hosts_env_only() -> None:
+    roles = {
+        "futures": {"brokers": ["tradestation"], "dataProviders": ["cme"]},
+        "equities-crypto": {"brokers": ["binance"]},
+    }
+    config = parse_stack_config(with_fleet(roles=roles), "vps", SECRETS)
+    assert isinstance(config, FleetStackConfig)
+    services = services_of(config)
+    assert services.brokers == {"futures": ["tradestation"], "equities-crypto": ["binance"]}
+    assert services.data_providers == {"futures": ["cme"], "equities-crypto": []}
