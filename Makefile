@@ -34,11 +34,13 @@ setup: $(VENV_STAMP)
 #   sudo, wireguard-tools: the remote rehearsal's hosts run the real sudo (the drift
 #   user's limited sudoers, visudo) and the real `wg genkey`/`wg pubkey`;
 #   ufw, iptables: the firewall step against the real ufw and iptables, in a network
-#   namespace of its own; systemd-analyze, apt-config: the unit and apt drop-ins.
+#   namespace of its own; systemd-analyze, apt-config: the unit and apt drop-ins;
+#   restic: the fleet backups, run for real against moto's S3 server.
 SYSTEM_DEPS := sshd:openssh-server:/usr/sbin/sshd njs:njs:/usr/bin/njs \
   sudo:sudo:/usr/bin/sudo wg:wireguard-tools:/usr/bin/wg \
   iptables-restore:iptables:/usr/sbin/iptables-restore ufw:ufw:/usr/sbin/ufw \
-  systemd-analyze:systemd:/usr/bin/systemd-analyze apt-config:apt:/usr/bin/apt-config
+  systemd-analyze:systemd:/usr/bin/systemd-analyze apt-config:apt:/usr/bin/apt-config \
+  restic:restic:/usr/bin/restic
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \

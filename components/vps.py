@@ -17,6 +17,7 @@ back from here; splitting them from the steps would part each file from its read
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import ipaddress
@@ -29,7 +30,17 @@ from pathlib import Path
 import pulumi
 from pulumi_command import remote
 
-from components.compose import EXECUTION_ROLES, MESH_CLIENTS
+from components.backup import (
+    BACKUP_ENV,
+    BACKUP_METRICS,
+    BACKUP_SCRIPT,
+    BACKUP_UNIT,
+    BackupSettings,
+    backup_script_settings,
+    backup_service,
+    backup_timer,
+)
+from components.compose import EXECUTION_ROLES, MESH_CLIENTS, QUESTDB_HTTP_PORT
 from components.hosts import HostSettings, JumpHostSettings, PullRegistrySettings
 
 FILES = Path(__file__).with_name("vps_files")
@@ -60,6 +71,7 @@ ENV_FILE = "env-file"
 REGISTRY_LOGIN = "registry-login"
 COMPOSE_UP = "compose-up"
 HEALTH = "health"
+BACKUP = "backup"
 """A host's steps, in order. Each is a resource named ``<host>-<step>`` (``step_name``);
 ``ops drift``, the plan mocks and the rehearsal find the steps by these names."""
 
@@ -504,6 +516,57 @@ def registry_login_script(registry: PullRegistrySettings) -> str:
     )
 
 
+@dataclass(frozen=True)
+class HostBackup:
+    """Wiring of a host's backups: its ``backup.env`` (a secret) and the settings."""
+
+    env: pulumi.Output[str]
+    settings: BackupSettings
+
+
+def backup_install_script(host: HostSettings, settings: BackupSettings) -> str:
+    """The ``backup`` step: installs the backup script, its service and timer, and
+    ``backup.env`` from stdin (root-only), then starts the timer. Each file is carried
+    base64-encoded inside the script (a here-string: the session's stdin stays the
+    env's)."""
+    script = with_settings(
+        "backup.sh",
+        **backup_script_settings(host.name, host.role, settings, APP_DIR, QUESTDB_HTTP_PORT),
+    )
+    files = [
+        (BACKUP_SCRIPT, "755", script),
+        (f"/etc/systemd/system/{BACKUP_UNIT}.service", "644", backup_service()),
+        (
+            f"/etc/systemd/system/{BACKUP_UNIT}.timer",
+            "644",
+            backup_timer(settings.interval_minutes),
+        ),
+    ]
+    lines = [
+        "set -euo pipefail",
+        "umask 077",
+        f"install -d -m 755 {shlex.quote(BACKUP_SCRIPT.rsplit('/', 1)[0])}",
+        f"install -d -m 700 {shlex.quote(BACKUP_ENV.rsplit('/', 1)[0])}",
+        f"install -d -m 755 {shlex.quote(BACKUP_METRICS.rsplit('/', 1)[0])}",
+        f"cat >{shlex.quote(BACKUP_ENV)}.new",
+        f"chmod 600 {shlex.quote(BACKUP_ENV)}.new",
+        f"mv {shlex.quote(BACKUP_ENV)}.new {shlex.quote(BACKUP_ENV)}",
+    ]
+    for path, mode, text in files:
+        encoded = base64.b64encode(text.encode()).decode()
+        lines += [
+            f"base64 -d >{shlex.quote(path)}.new <<<{shlex.quote(encoded)}",
+            f"chmod {mode} {shlex.quote(path)}.new",
+            f"mv {shlex.quote(path)}.new {shlex.quote(path)}",
+        ]
+    lines += [
+        "systemctl daemon-reload",
+        f"systemctl enable --now {BACKUP_UNIT}.timer",
+        f"echo 'backup: {BACKUP_UNIT}.timer every {settings.interval_minutes} min'",
+    ]
+    return "#!/usr/bin/env bash\n" + "\n".join(lines) + "\n"
+
+
 class VpsHost(pulumi.ComponentResource):
     """One VPS: bootstrap and key generation at construction, mesh and services in
     ``deploy``."""
@@ -534,14 +597,16 @@ class VpsHost(pulumi.ComponentResource):
         health_timeout_seconds: int = 180,
         registry: PullRegistrySettings | None = None,
         registry_token: pulumi.Input[str] | None = None,
+        backup: HostBackup | None = None,
         protect: bool = False,
         opts: pulumi.ResourceOptions | None = None,
     ) -> None:
         """``host`` is this VPS; the wiring: ``mesh`` (the fleet as every host needs to
         know it), the deploy user's SSH ``private_key`` and the role's ``env_file``
         (secrets both), how long the health check waits, the private ``registry`` to
-        log in to before pulling with its read-only ``registry_token`` (a secret), and
-        ``protect`` (the deployment: its delete takes the services down)."""
+        log in to before pulling with its read-only ``registry_token`` (a secret),
+        its ``backup`` (none: not backed up), and ``protect`` (the deployment: its
+        delete takes the services down)."""
         super().__init__(VPS_HOST_TYPE, name, {}, opts)
         if registry is not None and registry_token is None:
             raise ValueError(f"VpsHost {name}: `registry` needs `registry_token`.")
@@ -552,6 +617,7 @@ class VpsHost(pulumi.ComponentResource):
         self._env_file = env_file
         self._registry, self._registry_token = registry, registry_token
         self._protect_deployment = protect
+        self._backup = backup
         self.health = None
         # The host key is pinned: a host presenting any other key is refused, never
         # trusted on first use; so is the jump host's.
@@ -676,6 +742,17 @@ class VpsHost(pulumi.ComponentResource):
             stdin=manifest,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[up]),
         )
+        if self._backup is not None:
+            # After the services: the volumes it backs up exist once they are up.
+            remote.Command(
+                step_name(name, BACKUP),
+                connection=self.connection,
+                create=remote_bash(
+                    backup_install_script(host, self._backup.settings), BACKUP, sudo=True
+                ),
+                stdin=pulumi.Output.secret(self._backup.env),
+                opts=pulumi.ResourceOptions(parent=self, depends_on=[self.health]),
+            )
         self.register_outputs(
             {
                 "wireguard_public_key": self.wireguard_public_key,

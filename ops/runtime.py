@@ -237,6 +237,10 @@ class PlanMocks(pulumi.runtime.Mocks):
                     "resourceRecordValue": "_4567.acm-validations.aws.",
                 }
             ]
+        elif args.typ == "aws:iam/accessKey:AccessKey":
+            # An access key id is AKIA and 16 characters; its secret is only in state.
+            resource_id = "AKIA" + hashlib.sha256(args.name.encode()).hexdigest()[:16].upper()
+            state["secret"] = f"mock-secret-of-{args.name}"
         elif args.typ == "aws:route53/record:Record":
             state["fqdn"] = str(args.inputs["name"]).rstrip(".")
         elif args.typ == "command:remote:Command":

@@ -77,7 +77,7 @@ MODELS: dict[str, type[RegionalStackConfig] | type[FleetStackConfig]] = {
 """The config model of each stack role."""
 
 REQUIRED_SECRETS: dict[str, tuple[str, ...]] = {
-    "vps-fleet": ("sshPrivateKey", "grafanaAdminPassword", "questdbPassword")
+    "vps-fleet": ("sshPrivateKey", "grafanaAdminPassword", "questdbPassword", "backupPassword")
 }
 """Secret keys a role cannot do without; never committed, so offline plans stand in a
 placeholder for them."""

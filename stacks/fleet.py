@@ -7,7 +7,9 @@ host joins the mesh with its peers' keys and deploys its role's services.
 from __future__ import annotations
 
 import pulumi
+import pulumi_aws as aws
 
+from components.backup import BackupBucket, backup_env
 from components.compose import (
     FleetServices,
     credential_variable,
@@ -16,9 +18,9 @@ from components.compose import (
     render_compose,
     render_env,
 )
-from components.vps import MeshSpec, VpsHost, env_digest, sha256
+from components.vps import HostBackup, MeshSpec, VpsHost, env_digest, sha256
 from stacks import outputs
-from stacks.config import FleetStackConfig
+from stacks.config import PROJECT, FleetStackConfig
 
 
 def mesh_of(config: FleetStackConfig) -> MeshSpec:
@@ -59,8 +61,47 @@ def env_secrets(config: FleetStackConfig) -> dict[str, str]:
     return secrets
 
 
+def _backups(config: FleetStackConfig, mesh: MeshSpec) -> dict[str, HostBackup]:
+    """The backup bucket, in its own region through an explicit provider, and each
+    host's wiring to its part of it."""
+    settings = config.fleet.backup
+    provider = aws.Provider(
+        f"aws-{settings.bucket_region}",
+        region=settings.bucket_region,
+        default_tags=aws.ProviderDefaultTagsArgs(
+            tags={
+                "project": PROJECT,
+                "stack": pulumi.get_stack(),
+                "region": settings.bucket_region,
+                "managed-by": "pulumi",
+            }
+        ),
+    )
+    bucket = BackupBucket(
+        "backups",
+        settings,
+        hosts=[spec.name for spec in mesh.hosts],
+        protect=config.production,
+        opts=pulumi.ResourceOptions(provider=provider),
+    )
+    password = pulumi.Output.secret(config.backup_password)
+    backups = {}
+    for name, credentials in bucket.credentials.items():
+        env = pulumi.Output.all(
+            credentials.repository,
+            credentials.access_key_id,
+            credentials.secret_access_key,
+            password,
+        ).apply(lambda values: backup_env(*values))
+        backups[name] = HostBackup(env=pulumi.Output.secret(env), settings=settings)
+    pulumi.export(outputs.BACKUP_BUCKET, bucket.bucket.bucket)
+    pulumi.export(outputs.BACKUP_REGION, settings.bucket_region)
+    return backups
+
+
 def build_fleet(config: FleetStackConfig) -> None:
     mesh = mesh_of(config)
+    backups = _backups(config, mesh)
     services = services_of(config)
     secrets = env_secrets(config)
     registry = config.fleet.registry
@@ -78,6 +119,7 @@ def build_fleet(config: FleetStackConfig) -> None:
             protect=config.production,
             registry=registry,
             registry_token=pulumi.Output.secret(config.registry_pull_token),
+            backup=backups[spec.name],
         )
         for spec in mesh.hosts
     ]

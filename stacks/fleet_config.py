@@ -17,6 +17,7 @@ from pydantic import (
     model_validator,
 )
 
+from components.backup import BackupSettings
 from components.compose import EXECUTION_ROLES
 from components.hosts import (
     FLEET_ROLES,
@@ -101,6 +102,10 @@ class FleetImagesConfig(Section):
     """Orchestrator: dashboards."""
 
 
+class BackupConfig(BackupSettings, Section):
+    """``trading-infra:fleet.backup``: restic backups of each host's stateful data."""
+
+
 class ExecutionRoleConfig(Section):
     """``trading-infra:fleet.roles.<role>``: one execution role's markets."""
 
@@ -154,6 +159,9 @@ class FleetConfig(Section):
     role of ``components.compose.ROLES``: ``futures``, ``equities-crypto``). Default
     futures: tradestation, interactive-brokers, bybit-futures; cme, cboe.
     equities-crypto: alpaca, binance, coinbase; polygon, alpaca, tiingo."""
+    backup: BackupConfig
+    """Backups of each host's stateful data, off-host. Required: ``bucketRegion`` at
+    least."""
     health_timeout_seconds: Annotated[int, Field(ge=10, le=1800)] = 180
     """How long a deploy waits for every service to be healthy. Default 180."""
 
@@ -264,6 +272,9 @@ class FleetStackConfig(Section):
     config set --secret driftDigestKey "$(openssl rand -hex 32)"``, and the same value
     as the drift workflow's ``DRIFT_DIGEST_KEY``). Unset: drift does not compare the
     .env."""
+    backup_password: str
+    """The password of every host's restic repository, a secret: ``pulumi config set
+    --secret backupPassword …``. Losing it loses the backups: keep a copy apart."""
     registry_pull_token: str = ""
     """A read-only pull token for ``fleet.registry`` (a GitHub token with
     ``read:packages`` only, for ghcr.io), a secret: ``pulumi config set --secret
@@ -284,6 +295,7 @@ class FleetStackConfig(Section):
         "broker_credentials",
         "registry_pull_token",
         "drift_digest_key",
+        "backup_password",
     )
     @classmethod
     def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:

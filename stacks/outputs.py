@@ -46,6 +46,8 @@ FLEET_JUMP_HOST = "fleetJumpHost"
 """vps stack: the SSH bastion (address, port, user, host key) or null: ``ops drift``
 goes through it like the deploy does."""
 MESH_CIDR = "meshCidr"
+BACKUP_BUCKET = "backupBucket"
+BACKUP_REGION = "backupRegion"
 WIREGUARD_PUBLIC_KEYS = "wireguardPublicKeys"
 """vps stack: name -> WireGuard public key (generated on the host)."""
 

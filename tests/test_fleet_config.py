@@ -17,12 +17,14 @@ SECRETS = [
     "trading-infra:sshPrivateKey",
     "trading-infra:grafanaAdminPassword",
     "trading-infra:questdbPassword",
+    "trading-infra:backupPassword",
 ]
 VPS = {
     **committed_config("vps"),
     "trading-infra:sshPrivateKey": "-----BEGIN OPENSSH PRIVATE KEY-----",
     "trading-infra:grafanaAdminPassword": "s3cret",
     "trading-infra:questdbPassword": "qu3st",
+    "trading-infra:backupPassword": "r3stic",
 }
 FLEET: dict[str, Any] = json.loads(VPS["trading-infra:fleet"])
 
@@ -213,6 +215,8 @@ def test_a_registry_needs_its_pull_token_on_a_real_deploy_and_a_token_needs_a_re
 def test_secrets_must_be_set_encrypted() -> None:
     found = problems(VPS, secret_keys=[])
     assert found == [
+        "trading-infra:backupPassword: is stored in plain text; remove it from the stack "
+        "file and set it with `pulumi config set --secret`",
         "trading-infra:grafanaAdminPassword: is stored in plain text; remove it from the stack "
         "file and set it with `pulumi config set --secret`",
         "trading-infra:questdbPassword: is stored in plain text; remove it from the stack file "
@@ -294,3 +298,31 @@ def test_each_roles_markets_reach_its_own_hosts_env_only() -> None:
     services = services_of(config)
     assert services.brokers == {"futures": ["tradestation"], "equities-crypto": ["binance"]}
     assert services.data_providers == {"futures": ["cme"], "equities-crypto": []}
+
+
+def with_backup(**changes: Any) -> dict[str, str]:
+    backup = {**FLEET["backup"], **changes}
+    return with_fleet(backup={k: v for k, v in backup.items() if v is not None})
+
+
+def test_bad_backup_config_is_rejected_naming_each_key() -> None:
+    found = problems(
+        with_backup(
+            bucketRegion=None,
+            intervalMinutes=10,
+            rpoMinutes=5,
+            retention={"keepHourly": 0, "keepDaily": 30, "keepMonthly": 12},
+        )
+    )
+    key = "trading-infra:fleet.backup"
+    assert f"{key}.bucketRegion: required but not set" in "\n".join(found)
+    assert any(p.startswith(f"{key}.retention.keepHourly: ") for p in found)
+    # The schedule check runs once the fields are valid: alone, it names its key too.
+    assert only_problem(with_backup(intervalMinutes=10, rpoMinutes=5)) == (
+        f"{key}.intervalMinutes: 10 minutes between backups cannot meet rpoMinutes 5; back "
+        "up at least every 5 minutes"
+    )
+    assert only_problem(with_backup(objectLockDays=90, noncurrentExpiryDays=60)).startswith(
+        f"{key}.noncurrentExpiryDays: 60 is shorter than objectLockDays 90"
+    )
+    assert only_problem(with_backup(bucketRegion="Oregon")).startswith(f"{key}.bucketRegion: ")

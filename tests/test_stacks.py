@@ -115,6 +115,8 @@ def test_outputs_use_the_shared_keys(stack: str) -> None:
         outputs.MESH_CIDR,
         outputs.WIREGUARD_PUBLIC_KEYS,
         outputs.FLEET_ENV_DIGESTS,
+        outputs.BACKUP_BUCKET,
+        outputs.BACKUP_REGION,
     }
     regional = keys - EDGE_OUTPUTS - fleet - {outputs.ORIGIN_SECRET}
     assert set(plan.outputs) == (regional | EDGE_OUTPUTS if stack == "sg" else regional)

@@ -71,6 +71,7 @@ def fleet() -> FleetStackConfig:
             "trading-infra:sshPrivateKey": "key",
             "trading-infra:grafanaAdminPassword": "grafana-pass-123",
             "trading-infra:questdbPassword": "questdb-pass-123",
+            "trading-infra:backupPassword": "restic-pass-123",
             "trading-infra:brokerCredentials": json.dumps(
                 {"binance": {"apiKey": "k", "apiSecret": "s"}, "tradestation": {"apiKey": "t"}}
             ),
@@ -80,6 +81,7 @@ def fleet() -> FleetStackConfig:
             "trading-infra:sshPrivateKey",
             "trading-infra:grafanaAdminPassword",
             "trading-infra:questdbPassword",
+            "trading-infra:backupPassword",
             "trading-infra:brokerCredentials",
         ],
     )

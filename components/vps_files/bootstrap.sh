@@ -23,7 +23,7 @@ validate_sshd() {
 
 install_packages() {
   export DEBIAN_FRONTEND=noninteractive
-  local wanted=(ca-certificates curl gnupg ufw fail2ban unattended-upgrades wireguard-tools)
+  local wanted=(ca-certificates curl gnupg ufw fail2ban unattended-upgrades wireguard-tools restic)
   local missing=() package
   for package in "${wanted[@]}"; do
     dpkg-query -W -f='${Status}' "${package}" 2>/dev/null | grep -q 'install ok installed' \

@@ -30,6 +30,7 @@ CREDENTIALS = {
 SECRETS = {
     f"{PROJECT}:grafanaAdminPassword": "grafana-rehearsal-pass",
     f"{PROJECT}:questdbPassword": "questdb-rehearsal-pass",
+    f"{PROJECT}:backupPassword": "restic-rehearsal-pass",
     f"{PROJECT}:brokerCredentials": json.dumps(CREDENTIALS),
     f"{PROJECT}:registryPullToken": "ghp_rehearsal-pull-token",
     f"{PROJECT}:driftDigestKey": "rehearsal-digest-key",
