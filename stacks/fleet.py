@@ -20,7 +20,8 @@ from components.compose import (
 )
 from components.vps import HostBackup, MeshSpec, VpsHost, env_digest, sha256
 from stacks import outputs
-from stacks.config import PROJECT, FleetStackConfig
+from stacks.config import FleetStackConfig
+from stacks.project import default_tags
 
 
 def mesh_of(config: FleetStackConfig) -> MeshSpec:
@@ -69,12 +70,7 @@ def _backups(config: FleetStackConfig, mesh: MeshSpec) -> dict[str, HostBackup]:
         f"aws-{settings.bucket_region}",
         region=settings.bucket_region,
         default_tags=aws.ProviderDefaultTagsArgs(
-            tags={
-                "project": PROJECT,
-                "stack": pulumi.get_stack(),
-                "region": settings.bucket_region,
-                "managed-by": "pulumi",
-            }
+            tags=default_tags(pulumi.get_stack(), settings.bucket_region)
         ),
     )
     bucket = BackupBucket(

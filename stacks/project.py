@@ -37,3 +37,8 @@ def must_be_secret(value: Any, info: ValidationInfo) -> Any:
             "`pulumi config set --secret`"
         )
     return value
+
+
+def default_tags(stack: str, region: str) -> dict[str, str]:
+    """Tags a stack's AWS provider puts on every taggable resource."""
+    return {"project": PROJECT, "stack": stack, "region": region, "managed-by": "pulumi"}

@@ -26,11 +26,7 @@ from components.service import FargateService
 from components.waf import EdgeFirewall
 from stacks import outputs
 from stacks.config import PROJECT, FailoverConfig, RegionalStackConfig
-
-
-def default_tags(stack: str, region: str) -> dict[str, str]:
-    """Tags the stack's provider puts on every taggable resource."""
-    return {"project": PROJECT, "stack": stack, "region": region, "managed-by": "pulumi"}
+from stacks.project import default_tags
 
 
 def regional_provider(config: RegionalStackConfig) -> aws.Provider:
