@@ -24,7 +24,9 @@ from pathlib import Path
 
 from tests.rehearsal import standins
 
-OVERLAID = ("/etc", "/opt", "/home")
+OVERLAID = ("/etc", "/opt", "/home", "/usr/local/lib", "/var/lib")
+"""Every directory a step writes under: each is an overlay whose writes land in the
+host's scratch root, never on the machine running the tests."""
 
 
 def sshd_binary() -> str:
@@ -113,8 +115,8 @@ def start(
     for sub in ("upper", "work", "state", "keys"):
         (root / sub).mkdir(parents=True)
     for top in OVERLAID:
-        (root / "upper" / top.strip("/")).mkdir()
-        (root / "work" / top.strip("/")).mkdir()
+        (root / "upper" / top.strip("/")).mkdir(parents=True)
+        (root / "work" / top.strip("/")).mkdir(parents=True)
     bin_dir = standins.install(root / "bin", root / "state", python=sys.executable)
     host_key = keygen(root / "keys" / "host_key", f"{name}-host")
     for user, key in users.items():

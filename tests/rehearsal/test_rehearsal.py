@@ -15,6 +15,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.runtime import MockResourceArgs
 
+from components.backup import BACKUP_ENV, BACKUP_SCRIPT, BACKUP_UNIT
 from components.compose import ILP_ENV
 from components.vps import APP_DIR, DRIFT_USER, drift_reads, step_scripts
 from ops.drift.vps import (
@@ -73,6 +74,23 @@ def test_env_file_holds_exactly_the_secret_payload_readable_by_its_owner_only(
     assert box.mode(f"{APP_DIR}/.env") == 0o600
     if host == "cdmx":
         assert "GRAFANA_ADMIN_PASSWORD=grafana-rehearsal-pass\n" in payload
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_backup_step_installs_its_credentials_from_stdin_and_starts_the_timer(
+    fleet: Fleet, first, host: str
+) -> None:
+    plan, operations = first
+    steps = [name for name, _ in steps_of(operations, host)]
+    assert steps.index("health") < steps.index("backup")
+    payload = plan.named(f"{host}-backup").revealed["stdin"]
+    assert 'RESTIC_PASSWORD="restic-rehearsal-pass"\n' in payload
+    box = fleet.hosts[host]
+    assert box.read(BACKUP_ENV) == payload
+    assert box.mode(BACKUP_ENV) == 0o600
+    script = box.read(BACKUP_SCRIPT)
+    assert f"readonly BACKUP_HOST={host}\n" in script and box.mode(BACKUP_SCRIPT) == 0o755
+    assert f"systemctl enable --now {BACKUP_UNIT}.timer" in box.calls()
 
 
 @pytest.mark.parametrize("host", HOSTS)
