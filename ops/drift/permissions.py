@@ -3,7 +3,7 @@ really runs: no ``ReadOnlyAccess``, which also reads S3 objects, log events, ima
 and secret values.
 
 - ``DRIFT_ACTIONS``: every call ``ops drift`` makes, exactly (``tests/drift`` records the
-  calls of a full scan of the sg and eu stacks in moto and compares).
+  calls of a full scan of the sg, eu and vps stacks in moto and compares).
 - ``refresh_policy``: the reads ``pulumi preview --refresh`` needs, per service of the
   stack's resource types (the provider reads each resource with its Describe/Get/List
   calls), with the data-plane reads denied explicitly.
@@ -53,6 +53,7 @@ DRIFT_ACTIONS = (
     "events:ListRules",
     "events:ListTargetsByRule",
     "iam:GetAccountAuthorizationDetails",
+    "iam:ListAccessKeys",
     "kms:DescribeKey",
     "kms:GetKeyPolicy",
     "kms:GetKeyRotationStatus",
@@ -66,9 +67,11 @@ DRIFT_ACTIONS = (
     "logs:DescribeDeliverySources",
     "logs:DescribeLogGroups",
     "route53:ListResourceRecordSets",
+    "s3:GetBucketObjectLockConfiguration",
     "s3:GetBucketOwnershipControls",
     "s3:GetBucketPolicy",
     "s3:GetBucketPublicAccessBlock",
+    "s3:GetBucketVersioning",
     "s3:GetEncryptionConfiguration",
     "s3:GetLifecycleConfiguration",
     "s3:ListAllMyBuckets",
@@ -90,6 +93,7 @@ IAM_ACTION_OF = {
     "s3:GetBucketEncryption": "s3:GetEncryptionConfiguration",
     "s3:GetBucketLifecycleConfiguration": "s3:GetLifecycleConfiguration",
     "s3:GetPublicAccessBlock": "s3:GetBucketPublicAccessBlock",
+    "s3:GetObjectLockConfiguration": "s3:GetBucketObjectLockConfiguration",
 }
 """API operations whose IAM action has another name (Service Authorization Reference,
 https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazons3.html)."""

@@ -292,6 +292,28 @@ def _role_policy(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple
     return f"{i['role']}:{r.name}", {"name": r.name}
 
 
+def _user(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
+    user = d.clients("iam", "us-east-1").create_user(
+        UserName=i["name"],
+        Path=i.get("path") or "/",
+        Tags=[{"Key": k, "Value": v} for k, v in d.tags(r).items()],
+    )["User"]
+    return i["name"], {"name": i["name"], "arn": user["Arn"]}
+
+
+def _user_policy(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
+    name = i.get("name") or r.name
+    d.clients("iam", "us-east-1").put_user_policy(
+        UserName=i["user"], PolicyName=name, PolicyDocument=i["policy"]
+    )
+    return f"{i['user']}:{name}", {"name": name}
+
+
+def _access_key(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
+    key = d.clients("iam", "us-east-1").create_access_key(UserName=i["user"])["AccessKey"]
+    return key["AccessKeyId"], {"status": key["Status"]}
+
+
 def _repository(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
     repo = d.clients("ecr", region).create_repository(
         repositoryName=i["name"],
@@ -822,7 +844,8 @@ def _bucket(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str,
         if region == "us-east-1"
         else {"CreateBucketConfiguration": {"LocationConstraint": region}}
     )
-    d.clients("s3", region).create_bucket(Bucket=name, **location)
+    lock = {"ObjectLockEnabledForBucket": True} if i.get("objectLockEnabled") else {}
+    d.clients("s3", region).create_bucket(Bucket=name, **location, **lock)
     return name, {"bucket": name, "arn": f"arn:aws:s3:::{name}"}
 
 
@@ -834,20 +857,25 @@ def _bucket_setting(operation: str, build: Callable[[dict], dict]) -> Callable:
     return create
 
 
-def _lifecycle_rules(i: dict) -> dict:
-    return {
-        "LifecycleConfiguration": {
-            "Rules": [
-                {
-                    "ID": rule["id"],
-                    "Status": rule["status"],
-                    "Filter": {"Prefix": (rule.get("filter") or {}).get("prefix", "")},
-                    "Expiration": {"Days": int(rule["expiration"]["days"])},
-                }
-                for rule in i["rules"]
-            ]
-        }
+def _lifecycle_rule(rule: dict) -> dict:
+    built: dict[str, Any] = {
+        "ID": rule["id"],
+        "Status": rule["status"],
+        "Filter": {"Prefix": (rule.get("filter") or {}).get("prefix", "")},
     }
+    if expiration := rule.get("expiration"):
+        built["Expiration"] = {"Days": int(expiration["days"])}
+    if noncurrent := rule.get("noncurrentVersionExpiration"):
+        built["NoncurrentVersionExpiration"] = {"NoncurrentDays": int(noncurrent["noncurrentDays"])}
+    if abort := rule.get("abortIncompleteMultipartUpload"):
+        built["AbortIncompleteMultipartUpload"] = {
+            "DaysAfterInitiation": int(abort["daysAfterInitiation"])
+        }
+    return built
+
+
+def _lifecycle_rules(i: dict) -> dict:
+    return {"LifecycleConfiguration": {"Rules": [_lifecycle_rule(rule) for rule in i["rules"]]}}
 
 
 def _web_acl(d: Deployer, r: PlannedResource, i: dict, region: str) -> tuple[str, dict]:
@@ -1036,6 +1064,27 @@ CREATORS: dict[str, Callable[[Deployer, PlannedResource, dict, str], tuple[str, 
             }
         },
     ),
+    "aws:s3/bucketVersioning:BucketVersioning": _bucket_setting(
+        "put_bucket_versioning",
+        lambda i: {"VersioningConfiguration": {"Status": i["versioningConfiguration"]["status"]}},
+    ),
+    "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration": _bucket_setting(
+        "put_object_lock_configuration",
+        lambda i: {
+            "ObjectLockConfiguration": {
+                "ObjectLockEnabled": i["objectLockEnabled"],
+                "Rule": {
+                    "DefaultRetention": {
+                        "Mode": i["rule"]["defaultRetention"]["mode"],
+                        "Days": int(i["rule"]["defaultRetention"]["days"]),
+                    }
+                },
+            }
+        },
+    ),
+    "aws:iam/user:User": _user,
+    "aws:iam/userPolicy:UserPolicy": _user_policy,
+    "aws:iam/accessKey:AccessKey": _access_key,
     "aws:s3/bucketServerSideEncryptionConfiguration:"
     "BucketServerSideEncryptionConfiguration": _bucket_setting(
         "put_bucket_encryption",

@@ -205,38 +205,23 @@ SPECIAL: dict[tuple[str, str], Callable[[Any], Any]] = {
 """Changes that must stay well-formed (a policy that still parses, a rule list)."""
 
 
-def state_scenarios(world: World) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
+def state_scenarios(
+    world: World, paths: dict[tuple[str, str], tuple[Any, ...]] = STATE_PATHS
+) -> Iterator[tuple[str, str, tuple[Any, ...]]]:
     for type_, attribute in sorted(_compared(world)):
-        path = STATE_PATHS.get((type_, attribute), tuple(attribute.split(".")))
+        path = paths.get((type_, attribute), tuple(attribute.split(".")))
         if path:
             yield type_, attribute, path
 
 
-LIVE: dict[tuple[str, str], Callable[[World], Callable[[], None]]] = {}
-"""(type, attribute) -> a change an operator could make in the console; returns its undo."""
-
-
-def live(type_: str, attribute: str) -> Callable[[Callable], Callable]:
-    def register(change: Callable[[World], Callable[[], None]]) -> Callable:
-        LIVE[(type_, attribute)] = change
-        return change
-
-    return register
-
-
-def test_every_compared_attribute_has_a_scenario(world: World) -> None:
-    compared = _compared(world)
-    assert len(compared) > 80  # every type's comparisons were reached
-    without = {
-        pair for pair in compared if STATE_PATHS.get(pair, ("x",)) == () and pair not in LIVE
-    }
-    assert without == set(), "comparisons no scenario changes"
-
-
-def test_each_compared_attribute_changed_in_the_state_is_named(world: World) -> None:
-    failures = []
+def state_change_failures(
+    world: World, paths: dict[tuple[str, str], tuple[Any, ...]] = STATE_PATHS
+) -> tuple[list[Any], int]:
+    """Each compared attribute changed in the state, one at a time: the scenarios whose
+    finding does not name it, and how many ran."""
+    failures: list[Any] = []
     count = 0
-    for type_, attribute, path in state_scenarios(world):
+    for type_, attribute, path in state_scenarios(world, paths):
         perturb = SPECIAL.get((type_, attribute), _perturb)
 
         def edit(
@@ -250,16 +235,16 @@ def test_each_compared_attribute_changed_in_the_state_is_named(world: World) -> 
         except StopIteration:
             failures.append((type_, attribute, "no resource has this path"))
             continue
-        report, _ = scan("sg", state, clients=world.clients)
+        report, _ = scan(world.stack, state, clients=world.clients)
         named = [d.attribute for f in report.of("changed") if f.urn == urn for d in f.diffs]
         count += 1
         if attribute not in named:
             failures.append((type_, attribute, named))
-    assert failures == [], "\n".join(map(str, failures))
-    assert count > 80
+    return failures, count
 
 
-def test_every_type_deleted_is_missing(world: World) -> None:
+def deletion_failures(world: World) -> list[Any]:
+    """Each type's first resource renamed away in the state: the types not ``missing``."""
     state = parse_state(world.state)
     failures = []
     for type_ in sorted({r.type for r in state.resources if r.type in HANDLERS}):
@@ -283,13 +268,65 @@ def test_every_type_deleted_is_missing(world: World) -> None:
             return document["urn"] == urn
 
         state_text, _ = _only(world, type_, gone)
-        report, _ = scan("sg", state_text, clients=world.clients)
+        report, _ = scan(world.stack, state_text, clients=world.clients)
         statuses = {f.urn: f.status for f in report.findings if f.urn}
         if statuses.get(resource.urn) != "missing":
             failures.append(
                 (type_, [(f.status, f.error) for f in report.findings if f.urn == resource.urn])
             )
-    assert failures == []
+    return failures
+
+
+Change = Callable[[World], Callable[[], None]]
+"""A change an operator could make in the console; returns its undo."""
+
+
+def live_registry() -> tuple[dict[tuple[str, str], Change], Callable[[str, str], Any]]:
+    """A table of live changes, (type, attribute) -> change, and its decorator."""
+    table: dict[tuple[str, str], Change] = {}
+
+    def live(type_: str, attribute: str) -> Callable[[Change], Change]:
+        def register(change: Change) -> Change:
+            table[(type_, attribute)] = change
+            return change
+
+        return register
+
+    return table, live
+
+
+def live_change_report(world: World, change: Change) -> Any:
+    """The scan with ``change`` made, after checking the scan with it undone is clean."""
+    undo = change(world)
+    try:
+        report = world.scan()
+    finally:
+        undo()
+    after = world.scan()
+    assert [(f.type, f.diffs) for f in after.findings if f.status != "ok"] == []
+    return report
+
+
+LIVE, live = live_registry()
+
+
+def test_every_compared_attribute_has_a_scenario(world: World) -> None:
+    compared = _compared(world)
+    assert len(compared) > 80  # every type's comparisons were reached
+    without = {
+        pair for pair in compared if STATE_PATHS.get(pair, ("x",)) == () and pair not in LIVE
+    }
+    assert without == set(), "comparisons no scenario changes"
+
+
+def test_each_compared_attribute_changed_in_the_state_is_named(world: World) -> None:
+    failures, count = state_change_failures(world)
+    assert failures == [], "\n".join(map(str, failures))
+    assert count > 80
+
+
+def test_every_type_deleted_is_missing(world: World) -> None:
+    assert deletion_failures(world) == []
 
 
 # --- live changes: what an operator changes in the console ----------------------------
@@ -452,13 +489,7 @@ def world_region(world: World, resource: dict[str, Any]) -> str:
 @pytest.mark.parametrize("pair", sorted(LIVE), ids=lambda p: f"{p[0].rsplit(':', 1)[1]}.{p[1]}")
 def test_a_live_change_is_named(world: World, pair: tuple[str, str]) -> None:
     type_, attribute = pair
-    undo = LIVE[pair](world)
-    try:
-        report = world.scan()
-    finally:
-        undo()
+    report = live_change_report(world, LIVE[pair])
     changed = [(f.type, d.attribute) for f in report.of("changed") for d in f.diffs]
     assert (type_, attribute) in changed
     assert {f.status for f in report.findings} <= {"ok", "changed"}
-    after = world.scan()
-    assert [(f.type, f.diffs) for f in after.findings if f.status != "ok"] == []

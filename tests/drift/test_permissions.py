@@ -1,4 +1,4 @@
-"""The drift job's IAM permissions against what runs: a full scan of the sg and eu stacks
+"""The drift job's IAM permissions against what runs: a full scan of the sg, eu and vps stacks
 in moto (real botocore over HTTP) records every API call, and the drift role allows
 exactly those; both policies are accepted by IAM's policy validation (moto's)."""
 
@@ -35,7 +35,7 @@ def recorded(moto_url: str) -> set[str]:
         client.meta.events.register("before-call", note)
         return client
 
-    for stack in ("sg", "eu"):
+    for stack in ("sg", "eu", "vps"):
         build_world(moto_url, stack).scan(clients=recording)
     return actions
 

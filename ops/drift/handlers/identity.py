@@ -1,5 +1,6 @@
-"""IAM roles, inline policies and attachments (one ``GetAccountAuthorizationDetails``
-answers all three, tags included), and KMS keys and aliases."""
+"""IAM roles, inline policies and attachments, and the fleet's backup users and their
+inline policies (one ``GetAccountAuthorizationDetails`` per filter answers them all,
+tags included); the backup users' access keys; KMS keys and aliases."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ from ops.drift.aws import (
     Live,
     Reader,
     Scope,
+    Unmanaged,
+    absent_on,
     as_policy,
     by,
     handler,
@@ -25,6 +28,9 @@ from ops.drift.state import StateResource
 _ROLE = "aws:iam/role:Role"
 _ROLE_POLICY = "aws:iam/rolePolicy:RolePolicy"
 _ATTACHMENT = "aws:iam/rolePolicyAttachment:RolePolicyAttachment"
+_USER = "aws:iam/user:User"
+_USER_POLICY = "aws:iam/userPolicy:UserPolicy"
+_ACCESS_KEY = "aws:iam/accessKey:AccessKey"
 _KEY = "aws:kms/key:Key"
 _ALIAS = "aws:kms/alias:Alias"
 
@@ -56,21 +62,23 @@ def _authorization(type_: str) -> Fetch:
     return fetch
 
 
-def _roles_tagged_for_the_stack(
-    live: dict[str, Live], scope: Scope, known: set[str]
-) -> list[tuple[str, str]]:
-    """Roles carrying every one of the stack's default tags that the state lacks (IAM
-    is global: the per-region tag scan does not see it)."""
-    if not scope.stack_tags:
-        return []
-    return [
-        (name, f"IAM role tagged for the stack ({role.get('Arn')})")
-        for name, role in live.items()
-        if name not in known and scope.stack_tags.items() <= tags(role.get("Tags")).items()
-    ]
+def _tagged_for_the_stack(kind: str) -> Unmanaged:
+    """IAM ``kind``s carrying every one of the stack's default tags that the state
+    lacks (IAM is global: the per-region tag scan does not see it)."""
+
+    def unmanaged(live: dict[str, Live], scope: Scope, known: set[str]) -> list[tuple[str, str]]:
+        if not scope.stack_tags:
+            return []
+        return [
+            (name, f"IAM {kind} tagged for the stack ({found.get('Arn')})")
+            for name, found in live.items()
+            if name not in known and scope.stack_tags.items() <= tags(found.get("Tags")).items()
+        ]
+
+    return unmanaged
 
 
-@handler(_ROLE, unmanaged=_roles_tagged_for_the_stack, global_region="us-east-1")(
+@handler(_ROLE, unmanaged=_tagged_for_the_stack("role"), global_region="us-east-1")(
     _authorization(_ROLE)
 )
 def compare_role(state: StateResource, live: Live) -> list[Diff]:
@@ -109,6 +117,84 @@ presence(
     live_id=lambda r: f"{name_of(str(r.get('role')))}|{r.get('policyArn')}",
     why="the role and the policy are its identity: present is the whole check",
 )
+
+
+def _users(r: Reader, type_: str, region: str) -> list[Live]:
+    return r.items(
+        type_,
+        "iam",
+        region,
+        "get_account_authorization_details",
+        "UserDetailList",
+        Filter=["User"],
+    )
+
+
+@handler(_USER, unmanaged=_tagged_for_the_stack("user"), global_region="us-east-1")(
+    lambda r, region, _: by("UserName", _users(r, _USER, region))
+)
+def compare_user(state: StateResource, live: Live) -> list[Diff]:
+    """Where it sits, and that nothing widened it: a managed policy or a group attached
+    by hand adds rights the backup user must not have. (A permissions boundary can only
+    narrow them: a backup it breaks shows in the backup alerts.)"""
+    return (
+        Compare()("path", state.get("path"), live.get("Path"))(
+            "managedPolicyArns",
+            [],
+            [p.get("PolicyArn") for p in live.get("AttachedManagedPolicies", [])],
+            unordered,
+        )("groups", [], live.get("GroupList") or [], unordered)
+    ).diffs
+
+
+def _user_policies(r: Reader, region: str, _: Sequence[StateResource]) -> dict[str, Live]:
+    return {
+        f"{user['UserName']}:{policy['PolicyName']}": policy
+        for user in _users(r, _USER_POLICY, region)
+        for policy in user.get("UserPolicyList", [])
+    }
+
+
+@handler(
+    _USER_POLICY,
+    global_region="us-east-1",
+    live_id=lambda r: r.id if ":" in r.id else f"{r.get('user')}:{r.get('name')}",
+)(_user_policies)
+def compare_user_policy(state: StateResource, live: Live) -> list[Diff]:
+    return Compare()("policy", state.get("policy"), live.get("PolicyDocument"), as_policy).diffs
+
+
+def _access_keys(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:
+    """Every key of the users the state's keys belong to (one call per user): a second
+    key made by hand on a backup user is the state's business too."""
+    found: dict[str, Live] = {}
+    for user in sorted({str(x.get("user")) for x in resources}):
+        keys = absent_on(
+            ["NoSuchEntity"],
+            lambda user=user: r.items(
+                _ACCESS_KEY,
+                "iam",
+                region,
+                "list_access_keys",
+                "AccessKeyMetadata",
+                UserName=user,
+            ),
+        )
+        found |= by("AccessKeyId", keys or [])
+    return found
+
+
+def _other_keys(live: dict[str, Live], _: Scope, known: set[str]) -> list[tuple[str, str]]:
+    return [
+        (key_id, f"another access key of {key.get('UserName')} ({key.get('Status')})")
+        for key_id, key in sorted(live.items())
+        if key_id not in known
+    ]
+
+
+@handler(_ACCESS_KEY, unmanaged=_other_keys, global_region="us-east-1")(_access_keys)
+def compare_access_key(state: StateResource, live: Live) -> list[Diff]:
+    return Compare()("status", state.get("status") or "Active", live.get("Status")).diffs
 
 
 def _fetch_keys(r: Reader, region: str, resources: Sequence[StateResource]) -> dict[str, Live]:

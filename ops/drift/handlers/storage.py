@@ -1,6 +1,7 @@
-"""S3 buckets (the log buckets) and their settings. ``ListBuckets`` names them all in
-one call; each setting has its own read per bucket (S3 has no batch read), and a
-setting removed answers with its own "no such configuration" code: ``missing``."""
+"""S3 buckets (the log buckets, the fleet's backup bucket) and their settings.
+``ListBuckets`` names them all in one call; each setting has its own read per bucket
+(S3 has no batch read), and a setting removed answers with its own "no such
+configuration" code: ``missing``."""
 
 from __future__ import annotations
 
@@ -16,6 +17,8 @@ _LIFECYCLE = "aws:s3/bucketLifecycleConfiguration:BucketLifecycleConfiguration"
 _OWNERSHIP = "aws:s3/bucketOwnershipControls:BucketOwnershipControls"
 _POLICY = "aws:s3/bucketPolicy:BucketPolicy"
 _PUBLIC_ACCESS = "aws:s3/bucketPublicAccessBlock:BucketPublicAccessBlock"
+_VERSIONING = "aws:s3/bucketVersioning:BucketVersioning"
+_OBJECT_LOCK = "aws:s3/bucketObjectLockConfiguration:BucketObjectLockConfiguration"
 _ENCRYPTION = (
     "aws:s3/bucketServerSideEncryptionConfiguration:BucketServerSideEncryptionConfiguration"
 )
@@ -54,24 +57,45 @@ def _register(type_: str, operation: str, missing: Sequence[str]) -> Callable[[C
     return handler(type_, live_id=_bucket_of)(_per_bucket(type_, operation, missing))
 
 
+_RULE_IN_AWS = (
+    ("ID",),
+    ("Status",),
+    ("Expiration", "Days"),
+    ("NoncurrentVersionExpiration", "NoncurrentDays"),
+    ("AbortIncompleteMultipartUpload", "DaysAfterInitiation"),
+)
+_RULE_IN_STATE = (
+    ("id",),
+    ("status",),
+    ("expiration", "days"),
+    ("noncurrentVersionExpiration", "noncurrentDays"),
+    ("abortIncompleteMultipartUpload", "daysAfterInitiation"),
+)
+"""What a lifecycle rule is compared on, where AWS and the state keep it."""
+
+
 @_register(_LIFECYCLE, "get_bucket_lifecycle_configuration", ["NoSuchLifecycleConfiguration"])
 def compare_lifecycle(state: StateResource, live: Live) -> list[Diff]:
-    def rules(items: Any, aws_shape: bool) -> list[tuple[str, str, int | None]]:
+    """Each rule's id, status and what it expires: current versions (the log buckets),
+    noncurrent versions and incomplete uploads (the backup bucket)."""
+
+    def rules(items: Any, paths: Sequence[tuple[str, ...]]) -> list[tuple[str, ...]]:
         found = []
         for rule in items or []:
-            if aws_shape:
-                expiration = (rule.get("Expiration") or {}).get("Days")
-                found.append((str(rule.get("ID")), str(rule.get("Status")), expiration))
-            else:
-                expiration = (rule.get("expiration") or {}).get("days")
-                found.append((str(rule.get("id")), str(rule.get("status")), expiration))
-        return sorted(found, key=str)
+            shape = []
+            for path in paths:
+                value: Any = rule
+                for key in path:
+                    value = (value or {}).get(key)
+                shape.append(str(value))
+            found.append(tuple(shape))
+        return sorted(found)
 
     expected = state.get("rules")
     return Compare()(
         "rules",
-        None if expected is None else rules(expected, aws_shape=False),
-        rules(live.get("Rules"), aws_shape=True),
+        None if expected is None else rules(expected, _RULE_IN_STATE),
+        rules(live.get("Rules"), _RULE_IN_AWS),
     ).diffs
 
 
@@ -132,4 +156,39 @@ def compare_encryption(state: StateResource, live: Live) -> list[Diff]:
         algorithms(
             (live.get("ServerSideEncryptionConfiguration") or {}).get("Rules"), aws_shape=True
         ),
+    ).diffs
+
+
+def _fetch_versioning(
+    r: Reader, region: str, resources: Sequence[StateResource]
+) -> dict[str, Live]:
+    # A bucket whose versioning was never set answers without a Status: nothing there.
+    # (Versioning once enabled can only be suspended, which is a Status: changed.)
+    answers = _per_bucket(_VERSIONING, "get_bucket_versioning", [])(r, region, resources)
+    return {bucket: answer for bucket, answer in answers.items() if answer.get("Status")}
+
+
+@handler(_VERSIONING, live_id=_bucket_of)(_fetch_versioning)
+def compare_versioning(state: StateResource, live: Live) -> list[Diff]:
+    configuration = state.get("versioningConfiguration") or {}
+    return Compare()(
+        "versioningConfiguration.status", configuration.get("status"), live.get("Status")
+    ).diffs
+
+
+@_register(_OBJECT_LOCK, "get_object_lock_configuration", ["ObjectLockConfigurationNotFoundError"])
+def compare_object_lock(state: StateResource, live: Live) -> list[Diff]:
+    """The default retention every new backup object gets: a shorter one, or none, is
+    how backups become erasable."""
+    configuration = live.get("ObjectLockConfiguration") or {}
+    retention = (configuration.get("Rule") or {}).get("DefaultRetention") or {}
+    expected = (state.get("rule") or {}).get("defaultRetention") or {}
+    return (
+        Compare()(
+            "objectLockEnabled",
+            state.get("objectLockEnabled"),
+            configuration.get("ObjectLockEnabled"),
+        )("rule.defaultRetention.mode", expected.get("mode"), retention.get("Mode"))(
+            "rule.defaultRetention.days", expected.get("days"), retention.get("Days")
+        )("rule.defaultRetention.years", expected.get("years"), retention.get("Years"))
     ).diffs
