@@ -10,16 +10,13 @@ order (checkpoint, snapshot, release) is asserted on a real run. restic is the r
 from __future__ import annotations
 
 import json
-import logging
 import os
 import shutil
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import boto3
-import pytest
-from moto.server import ThreadedMotoServer
 
 from components import vps
 from components.backup import (
@@ -69,37 +66,14 @@ exec "${REAL_RESTIC}" "$@"
 """
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    url = f"http://{host}:{port}"
-    s3 = boto3.client(
+def s3_client(endpoint: str) -> Any:
+    return boto3.client(
         "s3",
-        endpoint_url=url,
+        endpoint_url=endpoint,
         region_name=REGION,
         aws_access_key_id="testing",
         aws_secret_access_key="testing",
     )
-    # As the stack makes it: versioned, object lock on by default (governance).
-    s3.create_bucket(
-        Bucket=BUCKET,
-        CreateBucketConfiguration={"LocationConstraint": REGION},
-        ObjectLockEnabledForBucket=True,
-    )
-    s3.put_object_lock_configuration(
-        Bucket=BUCKET,
-        ObjectLockConfiguration={
-            "ObjectLockEnabled": "Enabled",
-            "Rule": {"DefaultRetention": {"Mode": "GOVERNANCE", "Days": 1}},
-        },
-    )
-    try:
-        yield url
-    finally:
-        server.stop()
 
 
 class Host:
@@ -129,6 +103,7 @@ class Host:
             name, role, settings, str(root / "trading-infra"), QUESTDB_HTTP_PORT
         )
         values["METRICS"] = str(self.metrics)
+        values["LOCK"] = str(root / "backup.lock")
         self.script = root / "backup.sh"
         self.script.write_text(vps.with_settings("backup.sh", **values))
         self.script.chmod(0o755)
