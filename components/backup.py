@@ -38,6 +38,15 @@ BACKUP_UNIT = "trading-infra-backup"
 """The systemd service and timer (``<unit>.service``, ``<unit>.timer``)."""
 BACKUP_METRICS = "/var/lib/trading-infra/backup.prom"
 """The last run's outcome in Prometheus' text format: what the backup alerts read."""
+BACKUP_LOCK = "/var/lib/trading-infra/backup.lock"
+"""flock(1)'s file: a backup run and a restore drill never use the repository at once."""
+RESTORE_DRILL = "/usr/local/lib/trading-infra/restore-drill.sh"
+RESTORE_DRILL_SUDOERS = "/etc/sudoers.d/trading-infra-restore-drill"
+"""The drift user may run ``RESTORE_DRILL`` as root, with no arguments, and nothing
+else beyond its reads."""
+RESTORE_SCRATCH = "/var/lib/trading-infra"
+"""Where the drill restores (a fresh directory, removed afterwards): the data's own
+filesystem, which has room for a copy of it (the disk alert fires at 80%)."""
 
 
 class RetentionSettings(Settings):
@@ -312,6 +321,7 @@ def backup_script_settings(
         "ROLE": role,
         "QUESTDB_HTTP_PORT": questdb_http_port,
         "METRICS": BACKUP_METRICS,
+        "LOCK": BACKUP_LOCK,
         "FORGET_ARGS": shlex.join(
             [
                 f"--keep-within={retention.keep_within_hours}h",
@@ -321,3 +331,21 @@ def backup_script_settings(
             ]
         ),
     }
+
+
+def restore_drill_settings(host: str) -> dict[str, str | int]:
+    """The ``readonly`` settings the restore drill runs with on ``host``."""
+    return {
+        "BACKUP_ENV": BACKUP_ENV,
+        "BACKUP_HOST": host,
+        "LOCK": BACKUP_LOCK,
+        "SCRATCH_PARENT": RESTORE_SCRATCH,
+    }
+
+
+def restore_drill_sudoers(user: str) -> str:
+    """``user`` may run the drill as root with no arguments (``""``: sudoers(5))."""
+    return (
+        "# Managed by trading-infra: the monthly restore drill, nothing else.\n"
+        f'{user} ALL=(root) NOPASSWD: {RESTORE_DRILL} ""\n'
+    )

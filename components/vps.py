@@ -35,10 +35,14 @@ from components.backup import (
     BACKUP_METRICS,
     BACKUP_SCRIPT,
     BACKUP_UNIT,
+    RESTORE_DRILL,
+    RESTORE_DRILL_SUDOERS,
     BackupSettings,
     backup_script_settings,
     backup_service,
     backup_timer,
+    restore_drill_settings,
+    restore_drill_sudoers,
 )
 from components.compose import EXECUTION_ROLES, MESH_CLIENTS, QUESTDB_HTTP_PORT
 from components.hosts import HostSettings, JumpHostSettings, PullRegistrySettings
@@ -525,7 +529,8 @@ class HostBackup:
 
 
 def backup_install_script(host: HostSettings, settings: BackupSettings) -> str:
-    """The ``backup`` step: installs the backup script, its service and timer, and
+    """The ``backup`` step: installs the backup script, its service and timer, the
+    restore drill and the drift user's sudo for it (checked by visudo first), and
     ``backup.env`` from stdin (root-only), then starts the timer. Each file is carried
     base64-encoded inside the script (a here-string: the session's stdin stays the
     env's)."""
@@ -535,12 +540,18 @@ def backup_install_script(host: HostSettings, settings: BackupSettings) -> str:
     )
     files = [
         (BACKUP_SCRIPT, "755", script),
+        (
+            RESTORE_DRILL,
+            "755",
+            with_settings("restore_drill.sh", **restore_drill_settings(host.name)),
+        ),
         (f"/etc/systemd/system/{BACKUP_UNIT}.service", "644", backup_service()),
         (
             f"/etc/systemd/system/{BACKUP_UNIT}.timer",
             "644",
             backup_timer(settings.interval_minutes),
         ),
+        (RESTORE_DRILL_SUDOERS, "440", restore_drill_sudoers(DRIFT_USER)),
     ]
     lines = [
         "set -euo pipefail",
@@ -554,10 +565,12 @@ def backup_install_script(host: HostSettings, settings: BackupSettings) -> str:
     ]
     for path, mode, text in files:
         encoded = base64.b64encode(text.encode()).decode()
+        staged = shlex.quote(f"{path}.new")
         lines += [
-            f"base64 -d >{shlex.quote(path)}.new <<<{shlex.quote(encoded)}",
-            f"chmod {mode} {shlex.quote(path)}.new",
-            f"mv {shlex.quote(path)}.new {shlex.quote(path)}",
+            f"base64 -d >{staged} <<<{shlex.quote(encoded)}",
+            f"chmod {mode} {staged}",
+            *([f"visudo -cqf {staged}"] if path.startswith("/etc/sudoers.d/") else []),
+            f"mv {staged} {shlex.quote(path)}",
         ]
     lines += [
         "systemctl daemon-reload",

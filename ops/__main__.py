@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import sys
 from contextlib import nullcontext
@@ -57,23 +58,29 @@ def _build_layer(args: argparse.Namespace) -> int:
     return 0
 
 
+def _state_text(state: str | None, stack: str) -> str:
+    """``--state``: a file, ``-`` for stdin, or none (``pulumi stack export``)."""
+    from ops.drift.scan import export_state
+
+    if state == "-":
+        return sys.stdin.read()
+    if state:
+        return Path(state).read_text()
+    return export_state(stack)
+
+
 def _drift(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from ops.drift.ignore import generate_ignore, read_ignore
     from ops.drift.refresh import RefreshError, run_refresh
     from ops.drift.render import render_json, render_markdown, render_table
-    from ops.drift.scan import ExportError, export_state, scan
+    from ops.drift.scan import ExportError, scan
     from ops.drift.state import StateError
     from ops.drift.vps import DIGEST_KEY_ENV, scan_vps, ssh_connector
 
     try:
-        if args.state == "-":
-            state_text = sys.stdin.read()
-        elif args.state:
-            state_text = Path(args.state).read_text()
-        else:
-            state_text = export_state(args.stack)
+        state_text = _state_text(args.state, args.stack)
         if args.refresh_json == "-" and args.state == "-":
             raise ExportError("--state and --refresh-json cannot both read stdin")
         if args.refresh_json == "-":
@@ -110,6 +117,49 @@ def _drift(args: argparse.Namespace) -> int:
     renderers = {"table": render_table, "json": render_json, "markdown": render_markdown}
     print(renderers[args.format](report), end="")
     return report.exit_code()
+
+
+def _restore_drill(args: argparse.Namespace) -> int:
+    import paramiko
+
+    from ops.drift.scan import ExportError
+    from ops.drift.state import StateError, parse_state
+    from ops.drift.vps import SshRemote, expectations
+    from ops.restore_drill import DrillError, document, host_of, render, rpo_of, run_drill
+
+    try:
+        state = parse_state(_state_text(args.state, args.stack))
+        if state.stack is not None and state.stack.rsplit("/", 1)[-1] != args.stack:
+            raise StateError(f"the state is stack {state.stack!r}'s, not {args.stack!r}'s")
+        hosts = expectations(state) if args.every_host else [host_of(state, args.host)]
+        rpo = args.rpo_minutes or rpo_of(state)
+    except (OSError, ExportError, StateError, DrillError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    failed = False
+    documents = []
+    for host in hosts:
+        try:
+            session = SshRemote(host, args.ssh_key)
+            try:
+                result = run_drill(host, session, rpo)
+            finally:
+                session.close()
+        except (OSError, DrillError, TimeoutError, paramiko.SSHException) as error:
+            # One host that cannot be drilled does not stop the others'.
+            print(f"error: {host.name}: {error}", file=sys.stderr)
+            if args.format == "markdown":
+                print(f"## Restore drill of {host.name}: FAILED\n\n```\n{error}\n```\n")
+            documents.append({"host": host.name, "passed": False, "error": str(error)})
+            failed = True
+            continue
+        failed = failed or not result.passed
+        documents.append(document(result))
+        if args.format != "json":
+            print(render(result, markdown=args.format == "markdown"), end="")
+    if args.format == "json":
+        print(json.dumps(documents if args.every_host else documents[0], indent=2))
+    return 1 if failed else 0
 
 
 def _config_doc(args: argparse.Namespace) -> int:
@@ -183,6 +233,21 @@ def main(argv: list[str] | None = None) -> int:
         "--generate-ignore", action="store_true", help="write the ignore file from the findings"
     )
     drift.set_defaults(handler=_drift)
+    drill = commands.add_parser(
+        "restore-drill",
+        help="restore a VPS host's latest backup into scratch, check it, report RPO and time",
+    )
+    drill.add_argument("stack", help="stack name (the fleet's: vps)")
+    which = drill.add_mutually_exclusive_group(required=True)
+    which.add_argument("--host", help="the host, by its fleet.hosts name")
+    which.add_argument("--every-host", action="store_true", help="each host in turn")
+    drill.add_argument("--state", help="`pulumi stack export` JSON file, or - for stdin")
+    drill.add_argument("--ssh-key", required=True, help="the drift user's private key")
+    drill.add_argument(
+        "--rpo-minutes", type=int, help="the RPO target (default: the stack's backupRpoMinutes)"
+    )
+    drill.add_argument("--format", choices=["text", "json", "markdown"], default="text")
+    drill.set_defaults(handler=_restore_drill)
     iam = commands.add_parser(
         "drift-policies", help="the drift job's two IAM policy documents for a stack"
     )

@@ -92,6 +92,7 @@ def _backups(config: FleetStackConfig, mesh: MeshSpec) -> dict[str, HostBackup]:
         backups[name] = HostBackup(env=pulumi.Output.secret(env), settings=settings)
     pulumi.export(outputs.BACKUP_BUCKET, bucket.bucket.bucket)
     pulumi.export(outputs.BACKUP_REGION, settings.bucket_region)
+    pulumi.export(outputs.BACKUP_RPO_MINUTES, settings.rpo_minutes)
     return backups
 
 

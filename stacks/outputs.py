@@ -48,6 +48,8 @@ goes through it like the deploy does."""
 MESH_CIDR = "meshCidr"
 BACKUP_BUCKET = "backupBucket"
 BACKUP_REGION = "backupRegion"
+BACKUP_RPO_MINUTES = "backupRpoMinutes"
+"""fleet.backup.rpoMinutes: what ``ops restore-drill`` holds the latest snapshot to."""
 WIREGUARD_PUBLIC_KEYS = "wireguardPublicKeys"
 """vps stack: name -> WireGuard public key (generated on the host)."""
 

@@ -117,6 +117,7 @@ def test_outputs_use_the_shared_keys(stack: str) -> None:
         outputs.FLEET_ENV_DIGESTS,
         outputs.BACKUP_BUCKET,
         outputs.BACKUP_REGION,
+        outputs.BACKUP_RPO_MINUTES,
     }
     regional = keys - EDGE_OUTPUTS - fleet - {outputs.ORIGIN_SECRET}
     assert set(plan.outputs) == (regional | EDGE_OUTPUTS if stack == "sg" else regional)

@@ -42,7 +42,14 @@ def steps(job: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def test_the_expected_workflows_exist() -> None:
-    assert NAMES == ["ci.yml", "deploy.yml", "drift.yml", "preview-comment.yml", "preview.yml"]
+    assert NAMES == [
+        "ci.yml",
+        "deploy.yml",
+        "drift.yml",
+        "preview-comment.yml",
+        "preview.yml",
+        "restore-drill.yml",
+    ]
 
 
 def test_every_workflow_passes_the_github_workflow_schema() -> None:
@@ -205,6 +212,28 @@ def test_drift_runs_nightly_and_manages_one_issue_per_stack() -> None:
         assert refresh_role < names.index("pulumi refresh --preview-only --json") < drift_role
         assert drift_role < next(i for i, n in enumerate(names) if n.startswith("ops drift"))
         assert job["permissions"]["id-token"] == "write"
+
+
+def test_the_restore_drill_runs_monthly_on_every_host_and_manages_one_issue() -> None:
+    on = triggers("restore-drill.yml")
+    *_, day, month, weekday = on["schedule"][0]["cron"].split()
+    assert day.isdigit() and (month, weekday) == ("*", "*")  # once a month
+    assert "workflow_dispatch" in on
+    (job,) = jobs("restore-drill.yml").values()
+    assert job["environment"] == "drift"
+    assert "id-token" not in job["permissions"]  # the hosts restore with their own keys
+    runs = "\n".join(s.get("run", "") for s in steps(job))
+    assert "pulumi stack export --stack" in runs and "--show-secrets" not in runs
+    drill = next(s for s in steps(job) if "ops restore-drill" in s.get("run", ""))
+    command = " ".join(drill["run"].replace("\\\n", " ").split())
+    assert "python -m ops restore-drill vps --every-host --state state.json" in command
+    assert '--ssh-key "$RUNNER_TEMP/vps-key"' in command and "--format markdown" in command
+    assert 'echo "exit=$?"' in drill["run"]
+    script = next(s for s in steps(job) if s.get("uses", "").startswith("actions/github-script@"))[
+        "with"
+    ]["script"]
+    assert "labels: ['restore-drill']" in script and "state: 'closed'" in script
+    assert "exit !== 0" in script and "core.setFailed" in script
 
 
 @pytest.mark.parametrize("name", NAMES)

@@ -58,6 +58,10 @@ finish() {
 }
 trap finish EXIT
 
+# One restic job at a time on this host: a restore drill holds the same lock.
+exec 9>"${LOCK}"
+flock -w 600 9 || { echo "error: ${LOCK} held for 10 minutes (a restore drill?)" >&2; exit 1; }
+
 volume() { docker volume inspect --format '{{ .Mountpoint }}' "${PROJECT}_$1"; }
 
 paths=()

@@ -14,6 +14,7 @@ import hmac
 import json
 import re
 import shlex
+import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,6 +247,34 @@ class SshRemote:
         _, stdout, _ = self.client.exec_command(command, timeout=30)
         output = stdout.read().decode()
         return stdout.channel.recv_exit_status(), output
+
+    def execute(self, command: str, timeout: float) -> tuple[int, str, str]:
+        """``command``'s exit status, stdout and stderr, both read as they come (a long
+        command's chatter on stderr cannot stall it); TimeoutError after ``timeout``."""
+        transport = self.client.get_transport()
+        assert transport is not None
+        channel = transport.open_session()
+        channel.exec_command(command)
+        out, err = bytearray(), bytearray()
+        deadline = time.monotonic() + timeout
+        while True:
+            busy = False
+            if channel.recv_ready():
+                out += channel.recv(65536)
+                busy = True
+            if channel.recv_stderr_ready():
+                err += channel.recv_stderr(65536)
+                busy = True
+            if not busy:
+                if channel.exit_status_ready():
+                    break
+                if time.monotonic() > deadline:
+                    channel.close()
+                    raise TimeoutError(f"{command!r} still running after {timeout:.0f} s")
+                time.sleep(0.02)
+        status = channel.recv_exit_status()
+        channel.close()
+        return status, out.decode(errors="replace"), err.decode(errors="replace")
 
     def close(self) -> None:
         self.client.close()

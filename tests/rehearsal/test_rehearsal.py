@@ -15,7 +15,13 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.runtime import MockResourceArgs
 
-from components.backup import BACKUP_ENV, BACKUP_SCRIPT, BACKUP_UNIT
+from components.backup import (
+    BACKUP_ENV,
+    BACKUP_SCRIPT,
+    BACKUP_UNIT,
+    RESTORE_DRILL,
+    RESTORE_DRILL_SUDOERS,
+)
 from components.compose import ILP_ENV
 from components.vps import APP_DIR, DRIFT_USER, drift_reads, step_scripts
 from ops.drift.vps import (
@@ -25,6 +31,7 @@ from ops.drift.vps import (
     inspect,
     read_command,
 )
+from ops.restore_drill import run_drill
 from stacks.config import PROJECT
 from stacks.outputs import FLEET_ENV_DIGESTS
 from tests.rehearsal.conftest import HOSTS, Fleet
@@ -262,6 +269,43 @@ def test_drift_reads_as_its_own_user_through_the_jump_host_and_nothing_more(
             assert status != 0, denied
     finally:
         remote.close()
+
+
+def test_the_drift_user_runs_the_restore_drill_for_real_and_nothing_else_as_root(
+    fleet: Fleet, first
+) -> None:
+    """``ops restore-drill``'s own path: as the drift user through the jump host, the
+    drill the backup step installed, through the sudoers rule it installed, with real
+    restic (here against a local repository the host's backup.env is pointed at)."""
+    box = fleet.hosts["cdmx"]
+    scratch = "/var/lib/trading-infra"
+    prepare = f"""set -euo pipefail
+export RESTIC_PASSWORD=drill-pass RESTIC_REPOSITORY={scratch}/drill-repo
+mkdir -p {scratch}/drill-data
+head -c 150000 /dev/urandom >{scratch}/drill-data/table.d
+restic --no-cache init >/dev/null
+restic --no-cache backup --host cdmx {scratch}/drill-data >/dev/null
+cp {BACKUP_ENV} {BACKUP_ENV}.rehearsal
+printf 'RESTIC_REPOSITORY="%s"\nRESTIC_PASSWORD="%s"\n' "$RESTIC_REPOSITORY" "$RESTIC_PASSWORD" \
+  >{BACKUP_ENV}
+"""
+    prepared = box.inside(prepare, timeout=60)
+    assert prepared.returncode == 0, prepared.stderr
+    session = drift_session(fleet, "cdmx")
+    try:
+        result = run_drill(drift_expectation(fleet, "cdmx", fleet.jump.host_key), session, 5)
+        denied, _, _ = session.execute(f"sudo -n {RESTORE_DRILL} --target /", 30)
+    finally:
+        session.close()
+        box.inside(f"mv {BACKUP_ENV}.rehearsal {BACKUP_ENV}; rm -rf {scratch}/drill-*")
+    assert result.problems == [], result
+    assert (result.files, result.bytes) == (1, 150000)
+    assert denied != 0
+    assert box.mode(RESTORE_DRILL_SUDOERS) == 0o440
+    assert (
+        box.read(RESTORE_DRILL_SUDOERS).splitlines()[-1]
+        == f'{DRIFT_USER} ALL=(root) NOPASSWD: {RESTORE_DRILL} ""'
+    )
 
 
 def test_ops_drift_finds_a_rehearsed_host_clean_and_a_hand_made_change(fleet: Fleet, first) -> None:
