@@ -12,7 +12,7 @@ import pytest
 from components.log_bucket import ELB_LOG_DELIVERY, bucket_policy, elb_principal
 from ops.plan import plan_config
 from ops.runtime import MOCK_ACCOUNT, Plan
-from tests.drift.conftest import client_factory, moto_url, reset  # noqa: F401 (fixture)
+from tests.drift.conftest import client_factory, reset
 from tests.support import committed_config, plan_sg, with_section
 
 SECRET_KEYS = ["trading-infra:originSecret"]
@@ -119,7 +119,7 @@ def apply_to_moto(url: str, parts: dict[str, dict[str, Any]], region: str) -> An
     ("component", "region"), [("alb-logs", "ap-southeast-1"), ("edge-logs", "us-east-1")]
 )
 def test_the_rendered_bucket_settings_hold_in_s3(
-    moto_url: str,  # noqa: F811
+    moto_url: str,
     production_sg: Plan,
     component: str,
     region: str,
@@ -193,7 +193,7 @@ def test_an_existing_bucket_is_written_to_instead() -> None:
 
 
 def test_the_rendered_log_delivery_is_accepted_by_cloudwatch_logs(
-    moto_url: str,  # noqa: F811
+    moto_url: str,
     production_sg: Plan,
 ) -> None:
     """The delivery source, destination and delivery as rendered, through CloudWatch

@@ -1,20 +1,16 @@
-"""A moto server on 127.0.0.1 for the drift tests: real HTTP, real botocore."""
+"""The drift tests' world: a stack's plan built in moto's server (``moto_url``, from
+tests/conftest.py) over real HTTP with real botocore."""
 
 from __future__ import annotations
 
 import json
-import logging
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
-import moto.settings
-import pytest
 from botocore.config import Config
-from moto.server import ThreadedMotoServer
-from moto.wafv2.models import WAFV2Backend
 
 from ops.drift.model import Report
 from ops.drift.scan import scan
@@ -22,33 +18,6 @@ from tests.drift.moto_deploy import deploy
 from tests.support import committed_plan
 
 Clients = Callable[[str, str], Any]
-
-
-def _cloudfront_logging_configurations(
-    backend: Any, scope: str, **_: Any
-) -> tuple[list[Any], None]:
-    """moto 5.2's ListLoggingConfigurations looks for ``:global:`` in the ARN, but a
-    CloudFront web ACL's ARN is ``arn:aws:wafv2:us-east-1:<account>:global/webacl/...``
-    (https://docs.aws.amazon.com/waf/latest/APIReference/API_WebACL.html), so it
-    never lists one: match the ARN as AWS writes it."""
-    marker = ":global/" if scope == "CLOUDFRONT" else f":{backend.region_name}:"
-    return [c for arn, c in backend.logging_configurations.items() if marker in arn], None
-
-
-@pytest.fixture(scope="session")
-def moto_url() -> Iterator[str]:
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    # ACM issues a DNS-validated certificate at once (moto waits 60 s by default), as
-    # a deployed stack's validated certificates are issued.
-    moto.settings.ACM_VALIDATION_WAIT = 0
-    WAFV2Backend.list_logging_configurations = _cloudfront_logging_configurations  # type: ignore[method-assign]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    try:
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 def reset(url: str) -> None:
