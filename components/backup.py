@@ -46,7 +46,7 @@ RESTORE_DRILL_SUDOERS = "/etc/sudoers.d/trading-infra-restore-drill"
 else beyond its reads."""
 RESTORE_SCRATCH = "/var/lib/trading-infra"
 """Where the drill restores (a fresh directory, removed afterwards): the data's own
-filesystem, which has room for a copy of it (the disk alert fires at 80%)."""
+filesystem, which needs room for one more copy of the volumes while the drill runs."""
 
 
 class RetentionSettings(Settings):
