@@ -123,14 +123,13 @@ def _restore_drill(args: argparse.Namespace) -> int:
     import paramiko
 
     from ops.drift.scan import ExportError
-    from ops.drift.state import StateError, parse_state
+    from ops.drift.state import StateError, parse_state, require_stack
     from ops.drift.vps import SshRemote, expectations
     from ops.restore_drill import DrillError, document, host_of, render, rpo_of, run_drill
 
     try:
         state = parse_state(_state_text(args.state, args.stack))
-        if state.stack is not None and state.stack.rsplit("/", 1)[-1] != args.stack:
-            raise StateError(f"the state is stack {state.stack!r}'s, not {args.stack!r}'s")
+        require_stack(state, args.stack)
         hosts = expectations(state) if args.every_host else [host_of(state, args.host)]
         rpo = args.rpo_minutes or rpo_of(state)
     except (OSError, ExportError, StateError, DrillError) as error:

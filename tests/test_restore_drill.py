@@ -255,6 +255,18 @@ def test_every_host_is_drilled_and_one_unreachable_host_fails_the_run(
     assert "## Restore drill of nj: FAILED" in out
 
 
+def test_ops_restore_drill_refuses_another_stacks_state(
+    tmp_path: Path, server: Server, capsys: pytest.CaptureFixture[str]
+) -> None:
+    state = tmp_path / "sg.json"
+    state.write_text(
+        export_for(server, rpo_minutes=5).replace("urn:pulumi:vps::", "urn:pulumi:sg::")
+    )
+    argv = ["restore-drill", "vps", "--host", "cdmx", "--state", str(state), "--ssh-key", "k"]
+    assert main(argv) == 1
+    assert "the state is stack 'sg''s, not 'vps''s" in capsys.readouterr().err
+
+
 def serve(server: Server, drill: Drill) -> None:
     """The test sshd's sudo runs ``drill`` as it runs the host's (see ``SUDO``)."""
     (server.fake / "drill").write_text(

@@ -11,7 +11,7 @@ from ops.drift.aws import ClientFactory, Reader, default_client_factory, scan_aw
 from ops.drift.ignore import Rule, apply_ignore
 from ops.drift.model import Finding, Report
 from ops.drift.refresh import fold, parse_refresh
-from ops.drift.state import StackState, StateError, parse_state
+from ops.drift.state import StackState, parse_state, require_stack
 
 VpsScanner = Callable[[StackState], list[Finding]]
 
@@ -52,11 +52,7 @@ def scan(
     (read before any AWS call, so a wrong file fails fast)."""
     state = parse_state(state_text, default_region=regions[0] if regions else None)
     view = parse_refresh(refresh) if refresh is not None else None
-    if state.stack is not None and state.stack.rsplit("/", 1)[-1] != stack.rsplit("/", 1)[-1]:
-        raise StateError(
-            f"the state is stack {state.stack!r}'s, not {stack!r}'s: export the stack you "
-            f"scan (`pulumi stack export --stack {stack}`) or name the state's stack"
-        )
+    require_stack(state, stack)
     reader = Reader(clients or default_client_factory())
     with progress(f"reading AWS for {len(state.resources)} resources"):
         findings = scan_aws(state, reader, regions)

@@ -86,6 +86,15 @@ class StackState:
         return [r for r in self.resources if r.type == type_]
 
 
+def require_stack(state: StackState, stack: str) -> None:
+    """Refuse a state exported from another stack (``org/`` prefixes aside)."""
+    if state.stack is not None and state.stack.rsplit("/", 1)[-1] != stack.rsplit("/", 1)[-1]:
+        raise StateError(
+            f"the state is stack {state.stack!r}'s, not {stack!r}'s: export the stack you "
+            f"name (`pulumi stack export --stack {stack}`) or name the state's stack"
+        )
+
+
 def parse_state(text: str, default_region: str | None = None) -> StackState:
     try:
         document = json.loads(text)

@@ -35,16 +35,22 @@ _KEY = "aws:kms/key:Key"
 _ALIAS = "aws:kms/alias:Alias"
 
 
+def _details(r: Reader, type_: str, region: str, kind: str) -> list[Live]:
+    """Every IAM ``kind`` (``Role``, ``User``) with its policies and tags, in one
+    paginated ``GetAccountAuthorizationDetails``."""
+    return r.items(
+        type_,
+        "iam",
+        region,
+        "get_account_authorization_details",
+        f"{kind}DetailList",
+        Filter=[kind],
+    )
+
+
 def _authorization(type_: str) -> Fetch:
     def fetch(r: Reader, region: str, _: Sequence[StateResource]) -> dict[str, Live]:
-        roles = r.items(
-            type_,
-            "iam",
-            region,
-            "get_account_authorization_details",
-            "RoleDetailList",
-            Filter=["Role"],
-        )
+        roles = _details(r, type_, region, "Role")
         if type_ == _ROLE:
             return by("RoleName", roles)
         if type_ == _ROLE_POLICY:
@@ -119,24 +125,13 @@ presence(
 )
 
 
-def _users(r: Reader, type_: str, region: str) -> list[Live]:
-    return r.items(
-        type_,
-        "iam",
-        region,
-        "get_account_authorization_details",
-        "UserDetailList",
-        Filter=["User"],
-    )
-
-
 @handler(_USER, unmanaged=_tagged_for_the_stack("user"), global_region="us-east-1")(
-    lambda r, region, _: by("UserName", _users(r, _USER, region))
+    lambda r, region, _: by("UserName", _details(r, _USER, region, "User"))
 )
 def compare_user(state: StateResource, live: Live) -> list[Diff]:
     """Where it sits, and that nothing widened it: a managed policy or a group attached
     by hand adds rights the backup user must not have. (A permissions boundary can only
-    narrow them: a backup it breaks shows in the backup alerts.)"""
+    narrow them: a backup it breaks shows in backup.prom and the restore drill.)"""
     return (
         Compare()("path", state.get("path"), live.get("Path"))(
             "managedPolicyArns",
@@ -150,7 +145,7 @@ def compare_user(state: StateResource, live: Live) -> list[Diff]:
 def _user_policies(r: Reader, region: str, _: Sequence[StateResource]) -> dict[str, Live]:
     return {
         f"{user['UserName']}:{policy['PolicyName']}": policy
-        for user in _users(r, _USER_POLICY, region)
+        for user in _details(r, _USER_POLICY, region, "User")
         for policy in user.get("UserPolicyList", [])
     }
 
