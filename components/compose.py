@@ -35,15 +35,26 @@ class RoleSpec:
     ``execution``: a trading service and a market-data collector next to its venues."""
     mesh_ports: tuple[int, ...]
     """Ports published on the host's WireGuard address."""
+    images: tuple[str, ...]
+    """The images its compose file runs, by key of ``fleet.images`` (snake case): the
+    ones a host of the role may override (``fleet.hosts[i].images``)."""
 
 
 ROLES: dict[str, RoleSpec] = {
     # The execution nodes call the gateway (the planning notes' PRIMARY_GATEWAY) and
     # write ticks to QuestDB over ILP; QuestDB's HTTP console and PG wire stay local.
-    "orchestrator": RoleSpec("orchestrator", (GATEWAY_PORT, QUESTDB_ILP_PORT)),
+    "orchestrator": RoleSpec(
+        "orchestrator",
+        (GATEWAY_PORT, QUESTDB_ILP_PORT),
+        ("api_gateway", "backtesting", "ml_service", "questdb", "redis", "prometheus", "grafana"),
+    ),
     # The orchestrator's gateway routes orders and data requests; its Prometheus scrapes.
-    "futures": RoleSpec("execution", (TRADING_PORT, MARKET_DATA_PORT)),
-    "equities-crypto": RoleSpec("execution", (TRADING_PORT, MARKET_DATA_PORT)),
+    "futures": RoleSpec(
+        "execution", (TRADING_PORT, MARKET_DATA_PORT), ("trading_service", "market_data", "redis")
+    ),
+    "equities-crypto": RoleSpec(
+        "execution", (TRADING_PORT, MARKET_DATA_PORT), ("trading_service", "market_data", "redis")
+    ),
 }
 """The fleet's roles as data: every other table of roles is derived from this one."""
 

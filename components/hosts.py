@@ -10,6 +10,7 @@ from __future__ import annotations
 import base64
 import binascii
 import ipaddress
+import re
 from typing import Annotated, Literal
 
 from cryptography.exceptions import UnsupportedAlgorithm
@@ -67,6 +68,28 @@ def _ip_address(value: str) -> str:
         ) from None
 
 
+_PINNED_IMAGE = re.compile(
+    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$"
+)
+"""``name[:tag]@sha256:<64 hex>``: the reference grammar of the OCI distribution spec
+(``docker buildx imagetools inspect NAME:TAG`` prints the digest)."""
+
+
+def _pinned_image(value: str) -> str:
+    if not _PINNED_IMAGE.match(value):
+        name = value.split("@", 1)[0]
+        raise ValueError(
+            f"{value!r} is not pinned by digest; use NAME[:TAG]@sha256:<64 hex> (a tag can be "
+            f"moved, a digest cannot): `docker buildx imagetools inspect {name}` prints it"
+        )
+    return value
+
+
+PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
+"""A container image by digest."""
+
+
 IpAddress = Annotated[str, AfterValidator(_ip_address)]
 """An IP address (not a name)."""
 HostKey = Annotated[str, AfterValidator(_host_key)]
@@ -97,6 +120,10 @@ class HostSettings(Settings):
     is socket-activated). Default none."""
     ssh_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_-]{0,31}$")] = "deploy"
     """Non-root user with the deploy key and passwordless sudo. Default ``deploy``."""
+    images: dict[str, PinnedImage] = Field(default_factory=dict)
+    """This host's own images, by key of ``fleet.images`` (``tradingService: ...@sha256:``),
+    over the fleet's: a canary host runs a new version while the others keep the old
+    one. Only images its role runs. Default none: the fleet's images."""
 
     @field_validator("wireguard_address")
     @classmethod

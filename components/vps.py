@@ -683,11 +683,18 @@ class VpsHost(pulumi.ComponentResource):
             self.ilp_public_key = self.ilp_key.stdout.apply(lambda out: out.strip())
 
     def deploy(
-        self, public_keys: Mapping[str, pulumi.Input[str]], compose_file: pulumi.Input[str]
+        self,
+        public_keys: Mapping[str, pulumi.Input[str]],
+        compose_file: pulumi.Input[str],
+        *,
+        after: pulumi.Resource | None = None,
     ) -> None:
         """Join the mesh with every peer's public key, then deploy the role's services
-        (``compose_file``: its docker-compose.yml)."""
+        (``compose_file``: its docker-compose.yml), not before ``after`` (the previous
+        host's health step in a rollout: if it fails, this host keeps what it runs)."""
         name = self._resource_name
+        # The mesh is not held back: every host's health needs its peers reachable.
+        gate = [after] if after is not None else []
         host, mesh = self._host, self._mesh
         peers = {peer.name: public_keys[peer.name] for peer in mesh.peers_of(host)}
         config = pulumi.Output.all(**peers).apply(lambda keys: wireguard_config(host, mesh, keys))
@@ -704,7 +711,7 @@ class VpsHost(pulumi.ComponentResource):
             connection=self.connection,
             source=pulumi.Output.from_input(compose_file).apply(pulumi.StringAsset),
             remote_path=f"{APP_DIR}/docker-compose.yml",
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[wireguard]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[wireguard, *gate]),
         )
         env_file = pulumi.Output.secret(self._env_file)
         env = remote.Command(
@@ -712,14 +719,14 @@ class VpsHost(pulumi.ComponentResource):
             connection=self.connection,
             create=remote_bash(scripts[ENV_FILE], ENV_FILE),
             stdin=env_file,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap, *gate]),
         )
         manifest = pulumi.Output.secret(
             pulumi.Output.all(compose_file, env_file).apply(
                 lambda files: deploy_manifest(sha256(files[0]), sha256(files[1]))
             )
         )
-        pulls_after: list[pulumi.Resource] = [compose, env]
+        pulls_after: list[pulumi.Resource] = [compose, env, *gate]
         if self.ilp_key is not None:
             pulls_after.append(self.ilp_key)
         registry = self._registry

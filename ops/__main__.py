@@ -16,9 +16,25 @@ from stacks.config import ConfigError
 
 
 def _plan(args: argparse.Namespace) -> int:
+    base = None
+    if args.against:
+        from ops.diff import PlanFileError, load_plan
+
+        try:
+            base = load_plan(args.against)
+        except PlanFileError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 1
+        if base["stack"] != args.stack:
+            print(
+                f"error: {args.against} is a plan of stack {base['stack']!r}, not "
+                f"{args.stack!r}; make it with `python -m ops plan {args.stack} --json`",
+                file=sys.stderr,
+            )
+            return 1
     plan = plan_stack(args.stack)
     save_outputs(plan)  # for the plans whose StackReference reads this stack
-    print(render_json(plan) if args.json else render_text(plan))
+    print(render_json(plan) if args.json else render_text(plan, base))
     return 0
 
 
@@ -192,6 +208,12 @@ def main(argv: list[str] | None = None) -> int:
     plan = commands.add_parser("plan", help="show a stack's resources under the mock runtime")
     plan.add_argument("stack", help="stack name: sg, eu, ...")
     plan.add_argument("--json", action="store_true", help="stable, sorted JSON document")
+    plan.add_argument(
+        "--against",
+        metavar="PLAN_JSON",
+        help="an earlier `ops plan STACK --json` (e.g. of main): the fleet's rollout says "
+        "which hosts change",
+    )
     plan.set_defaults(handler=_plan)
     check = commands.add_parser("check", help="the policy pack's rules over the offline plan")
     check.add_argument("stack", help="stack name")

@@ -276,8 +276,8 @@ def _chain(plan: Plan, parent: PlannedResource) -> list[list[str]]:
     return steps
 
 
-def _fleet_lines(plan: Plan) -> list[str]:
-    """Each VPS with its deployment chain, and the WireGuard mesh."""
+def _fleet_lines(plan: Plan, base: Mapping[str, Any] | None = None) -> list[str]:
+    """Each VPS with its deployment chain, the rollout and the WireGuard mesh."""
     from stacks import outputs as keys
 
     hosts: dict[str, dict[str, Any]] = plan.outputs.get(keys.FLEET_HOSTS, {})
@@ -292,6 +292,7 @@ def _fleet_lines(plan: Plan) -> list[str]:
             f"wg {host['wireguardAddress']}"
         )
         lines.append(f"    {chain}")
+    lines += _rollout_lines(plan, base)
     lines.append("  mesh: every host peers with every other, AllowedIPs = the peer's /32:")
     for name in sorted(hosts):
         peers = ", ".join(
@@ -303,7 +304,65 @@ def _fleet_lines(plan: Plan) -> list[str]:
     return lines
 
 
-def render_text(plan: Plan) -> str:
+def _short_image(image: str) -> str:
+    """``ghcr.io/org/name:1.1.0@sha256:<64 hex>`` -> ``name:1.1.0@sha256:<12 hex>``."""
+    reference, _, digest = image.partition("@sha256:")
+    return f"{reference.rsplit('/', 1)[-1]}@sha256:{digest[:12]}"
+
+
+def host_changes(base: Mapping[str, Any], head: Mapping[str, Any], host: str) -> list[str]:
+    """The steps of VPS ``host`` whose inputs differ between two plan documents (added
+    or removed steps too). Secret inputs are ``[secret]`` in both, so a change of the
+    .env alone does not show."""
+    from components.vps import VPS_HOST_TYPE
+
+    def steps(document: Mapping[str, Any]) -> dict[str, Any]:
+        return {
+            r["name"].removeprefix(f"{host}-"): r["inputs"]
+            for r in document["resources"]
+            if (r.get("parent") or "").endswith(f"{VPS_HOST_TYPE}::{host}")
+        }
+
+    before, after = steps(base), steps(head)
+    return sorted(
+        name for name in before.keys() | after.keys() if before.get(name) != after.get(name)
+    )
+
+
+def _rollout_lines(plan: Plan, base: Mapping[str, Any] | None) -> list[str]:
+    """The rollout order, what each host changes against ``base`` (a plan document),
+    and the images that are not the same on every host that runs them."""
+    from stacks import outputs as keys
+
+    order: list[str] = plan.outputs.get(keys.FLEET_ROLLOUT, [])
+    if not order:
+        return []
+    head = plan_document(plan) if base is not None else None
+    lines = ["  rollout, one host at a time, each once the previous host's health check passed:"]
+    for position, name in enumerate(order, start=1):
+        label = f"    {position}. {name}{' (canary)' if position == 1 and len(order) > 1 else ''}"
+        if base is not None and head is not None:
+            changed = host_changes(base, head, name)
+            label += f": changes {', '.join(changed)}" if changed else ": unchanged"
+        lines.append(label)
+    images: dict[str, dict[str, str]] = plan.outputs.get(keys.FLEET_IMAGES, {})
+    by_key: dict[str, dict[str, str]] = {}
+    for host in order:
+        for key, image in images.get(host, {}).items():
+            by_key.setdefault(key, {})[host] = image
+    mixed = {key: hosts for key, hosts in by_key.items() if len(set(hosts.values())) > 1}
+    if mixed:
+        lines.append("  images not the same on every host that runs them:")
+        lines += [
+            f"    {key}: " + ", ".join(f"{h} {_short_image(i)}" for h, i in hosts.items())
+            for key, hosts in sorted(mixed.items())
+        ]
+    return lines
+
+
+def render_text(plan: Plan, base: Mapping[str, Any] | None = None) -> str:
+    """The plan for people; ``base``: an earlier ``--json`` plan of the stack, against
+    which the fleet's rollout says which hosts change."""
     counts = Counter(r.type for r in plan.resources)
     width = max(len(t) for t in counts) if counts else 0
     per_component = ", ".join(f"{name} {n}" for name, n in counts_by_component(plan).items())
@@ -318,7 +377,7 @@ def render_text(plan: Plan) -> str:
         "Outputs:",
         *(f"  {key}: {json.dumps(value)}" for key, value in sorted(plan.outputs.items())),
         *_edge_lines(plan.outputs),
-        *_fleet_lines(plan),
+        *_fleet_lines(plan, base),
     ]
     if plan.placeholders:
         sections.insert(

@@ -6,6 +6,8 @@ host joins the mesh with its peers' keys and deploys its role's services.
 
 from __future__ import annotations
 
+import dataclasses
+
 import pulumi
 import pulumi_aws as aws
 
@@ -18,6 +20,7 @@ from components.compose import (
     render_compose,
     render_env,
 )
+from components.settings import camel
 from components.vps import HostBackup, MeshSpec, VpsHost, env_digest, sha256
 from stacks import outputs
 from stacks.config import FleetStackConfig
@@ -127,17 +130,24 @@ def build_fleet(config: FleetStackConfig) -> None:
     ilp_auth = pulumi.Output.all(
         *(host.ilp_public_key for host in hosts if host.ilp_public_key is not None)
     ).apply(ilp_auth_file)
-    for spec, host in zip(mesh.hosts, hosts, strict=True):
+    # One host at a time, in rollout order: each deploys once the previous one's
+    # health check passed, so a failing canary leaves the rest on what they run.
+    by_name = {spec.name: host for spec, host in zip(mesh.hosts, hosts, strict=True)}
+    previous: pulumi.Resource | None = None
+    for spec in config.fleet.rollout:
+        own = dataclasses.replace(services, images=config.fleet.images_of(spec))
         compose: pulumi.Input[str] = (
             ilp_auth.apply(
-                lambda auth, spec=spec: render_compose(
-                    spec.role, spec.wireguard_address, services, auth
+                lambda auth, spec=spec, own=own: render_compose(
+                    spec.role, spec.wireguard_address, own, auth
                 )
             )
             if spec.role == "orchestrator"
-            else render_compose(spec.role, spec.wireguard_address, services)
+            else render_compose(spec.role, spec.wireguard_address, own)
         )
-        host.deploy(public_keys, compose)
+        host = by_name[spec.name]
+        host.deploy(public_keys, compose, after=previous)
+        previous = host.health
 
     pulumi.export(
         outputs.FLEET_HOSTS,
@@ -172,5 +182,13 @@ def build_fleet(config: FleetStackConfig) -> None:
                 for name, text in env_files.items()
             },
         )
+    pulumi.export(outputs.FLEET_ROLLOUT, [spec.name for spec in config.fleet.rollout])
+    pulumi.export(
+        outputs.FLEET_IMAGES,
+        {
+            spec.name: {camel(key): image for key, image in config.fleet.images_of(spec).items()}
+            for spec in mesh.hosts
+        },
+    )
     pulumi.export(outputs.MESH_CIDR, mesh.cidr)
     pulumi.export(outputs.WIREGUARD_PUBLIC_KEYS, public_keys)

@@ -3,14 +3,12 @@
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Sequence
 from typing import Annotated, Any, Literal
 
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import serialization
 from pydantic import (
-    AfterValidator,
     Field,
     ValidationInfo,
     field_validator,
@@ -18,14 +16,16 @@ from pydantic import (
 )
 
 from components.backup import BackupSettings
-from components.compose import EXECUTION_ROLES
+from components.compose import EXECUTION_ROLES, ROLES
 from components.hosts import (
     FLEET_ROLES,
     HostSettings,
     JumpHostSettings,
+    PinnedImage,
     PullRegistrySettings,
 )
 from components.network import private_cidr
+from components.settings import camel
 from stacks.project import (
     Section,
     must_be_secret,
@@ -42,28 +42,6 @@ def covers_everything(cidrs: Sequence[str]) -> list[str]:
         if any(n.prefixlen == 0 for n in ipaddress.collapse_addresses(family)):  # type: ignore[arg-type]
             covered.append(world)
     return covered
-
-
-_PINNED_IMAGE = re.compile(
-    r"^[a-z0-9]+(?:[._-][a-z0-9]+)*(?::[0-9]+)?(?:/[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*)*"
-    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?@sha256:[0-9a-f]{64}$"
-)
-"""``name[:tag]@sha256:<64 hex>``: the reference grammar of the OCI distribution spec
-(``docker buildx imagetools inspect NAME:TAG`` prints the digest)."""
-
-
-def _pinned_image(value: str) -> str:
-    if not _PINNED_IMAGE.match(value):
-        name = value.split("@", 1)[0]
-        raise ValueError(
-            f"{value!r} is not pinned by digest; use NAME[:TAG]@sha256:<64 hex> (a tag can be "
-            f"moved, a digest cannot): `docker buildx imagetools inspect {name}` prints it"
-        )
-    return value
-
-
-PinnedImage = Annotated[str, AfterValidator(_pinned_image)]
-"""A container image by digest."""
 
 
 class FleetImagesConfig(Section):
@@ -164,6 +142,65 @@ class FleetConfig(Section):
     least."""
     health_timeout_seconds: Annotated[int, Field(ge=10, le=1800)] = 180
     """How long a deploy waits for every service to be healthy. Default 180."""
+    rollout_order: list[str] = Field(default_factory=list)
+    """The order hosts are deployed in, by name, the canary first: a host's services
+    are updated only once the previous host's health check passed, so a failed check
+    stops the rollout there. Every host once. Default: the order of ``hosts``."""
+
+    @property
+    def rollout(self) -> list[HostSettings]:
+        """The hosts in the order they are deployed in (``rolloutOrder``)."""
+        by_name = {host.name: host for host in self.hosts}
+        return (
+            [by_name[name] for name in self.rollout_order] if self.rollout_order else [*self.hosts]
+        )
+
+    def _rollout_problems(self) -> list[str]:
+        if not self.rollout_order:
+            return []
+        names = [host.name for host in self.hosts]
+        order = self.rollout_order
+        problems = [
+            f"@rolloutOrder: {name!r} is not a host; use the names of hosts ({', '.join(names)})"
+            for name in dict.fromkeys(order)
+            if name not in names
+        ]
+        problems += [
+            f"@rolloutOrder: {name!r} is listed {order.count(name)} times; list every host once"
+            for name in dict.fromkeys(order)
+            if order.count(name) > 1
+        ]
+        missing = [name for name in names if name not in order]
+        if missing:
+            problems.append(
+                f"@rolloutOrder: {', '.join(missing)} missing; list every host once, the "
+                "canary first (or remove rolloutOrder to deploy in the order of hosts)"
+            )
+        return problems
+
+    def _image_override_problems(self) -> list[str]:
+        keys = {field.alias or name: name for name, field in FleetImagesConfig.model_fields.items()}
+        problems = []
+        for index, host in enumerate(self.hosts):
+            runs = ROLES[host.role].images
+            for key in host.images:
+                if key not in keys:
+                    problems.append(
+                        f"@hosts[{index}].images.{key}: not an image of fleet.images; use one "
+                        f"of {', '.join(camel(image) for image in runs)}"
+                    )
+                elif keys[key] not in runs:
+                    problems.append(
+                        f"@hosts[{index}].images.{key}: host {host.name} ({host.role}) does "
+                        f"not run it; its images are {', '.join(camel(image) for image in runs)}"
+                    )
+        return problems
+
+    def images_of(self, host: HostSettings) -> dict[str, str]:
+        """The images ``host`` runs, by key of ``fleet.images`` (snake case): the
+        fleet's, with the host's own over them."""
+        fleet: dict[str, str] = self.images.model_dump()
+        return {key: host.images.get(camel(key), fleet[key]) for key in ROLES[host.role].images}
 
     @field_validator("mesh_cidr")
     @classmethod
@@ -237,6 +274,8 @@ class FleetConfig(Section):
             for role in EXECUTION_ROLES
             if role not in self.roles
         ]
+        problems += self._rollout_problems()
+        problems += self._image_override_problems()
         roles = [h.role for h in self.hosts]
         missing = [role for role in FLEET_ROLES if role not in roles]
         if missing:

@@ -46,6 +46,11 @@ FLEET_JUMP_HOST = "fleetJumpHost"
 """vps stack: the SSH bastion (address, port, user, host key) or null: ``ops drift``
 goes through it like the deploy does."""
 MESH_CIDR = "meshCidr"
+FLEET_ROLLOUT = "fleetRollout"
+"""vps stack: host names in the order they are deployed, the canary first; each waits
+for the previous host's health check."""
+FLEET_IMAGES = "fleetImages"
+"""vps stack: host -> image key -> the image it runs (the fleet's, or its own)."""
 BACKUP_BUCKET = "backupBucket"
 BACKUP_REGION = "backupRegion"
 BACKUP_RPO_MINUTES = "backupRpoMinutes"

@@ -118,6 +118,8 @@ def test_outputs_use_the_shared_keys(stack: str) -> None:
         outputs.BACKUP_BUCKET,
         outputs.BACKUP_REGION,
         outputs.BACKUP_RPO_MINUTES,
+        outputs.FLEET_ROLLOUT,
+        outputs.FLEET_IMAGES,
     }
     regional = keys - EDGE_OUTPUTS - fleet - {outputs.ORIGIN_SECRET}
     assert set(plan.outputs) == (regional | EDGE_OUTPUTS if stack == "sg" else regional)

@@ -203,6 +203,46 @@ def test_a_failing_health_check_fails_the_deploy(fleet: Fleet, first) -> None:
         box.state("unhealthy").unlink()
 
 
+def test_a_failing_canary_stops_the_rollout_and_the_next_run_widens_it(fleet: Fleet, first) -> None:
+    """A release to every host (a new redis) with the canary unhealthy: the canary runs
+    it and fails its check; the hosts after it keep their file and their services.
+    Once the canary is healthy, the next run goes on host by host, in order."""
+    raw = fleet.config()
+    images = json.loads(raw[f"{PROJECT}:fleet"])["images"]
+    images["redis"] = images["redis"].replace("7.4.2", "7.4.4")
+    release = fleet.config(images=images, healthTimeoutSeconds=10)
+    order = json.loads(release[f"{PROJECT}:fleet"])["rolloutOrder"]
+    canary, *later = order
+    compose = f"{APP_DIR}/docker-compose.yml"
+    before = {
+        h: (fleet.hosts[h].read(compose), fleet.hosts[h].state("deploys.log").read_text())
+        for h in order
+    }
+    fleet.hosts[canary].state("unhealthy").write_text("redis\n")
+    try:
+        with pytest.raises(StepFailedError, match="redis"):
+            fleet.deploy(release)
+    finally:
+        fleet.hosts[canary].state("unhealthy").unlink()
+    assert "7.4.4" in fleet.hosts[canary].read(compose)
+    assert fleet.hosts[canary].state("deploys.log").read_text() != before[canary][1]
+    for host in later:
+        assert (
+            fleet.hosts[host].read(compose),
+            fleet.hosts[host].state("deploys.log").read_text(),
+        ) == before[host], f"{host} was deployed past a failed canary"
+    _, operations = fleet.deploy(release)
+    ran = [o.name for o in operations if o.op != "same"]
+    assert [n for n in ran if n.endswith("-compose-up")] == [f"{h}-compose-up" for h in later]
+    at = {name: ran.index(name) for name in ran}
+    hops = [f"{canary}-health"]
+    for host in later:
+        hops += [f"{host}-compose-file", f"{host}-compose-up", f"{host}-health"]
+    assert [at[name] for name in hops] == sorted(at[name] for name in hops), ran
+    for host in order:
+        assert "7.4.4" in fleet.hosts[host].read(compose)
+
+
 def heredoc(script: str) -> str:
     """How the vps steps were sent before: the script as a heredoc on bash's stdin."""
     return f"bash -s <<'TRADING_INFRA_SCRIPT'\n{script}\nTRADING_INFRA_SCRIPT"
