@@ -35,12 +35,15 @@ setup: $(VENV_STAMP)
 #   user's limited sudoers, visudo) and the real `wg genkey`/`wg pubkey`;
 #   ufw, iptables: the firewall step against the real ufw and iptables, in a network
 #   namespace of its own; systemd-analyze, apt-config: the unit and apt drop-ins;
-#   restic: the fleet backups, run for real against moto's S3 server.
+#   restic: the fleet backups, run for real against moto's S3 server;
+#   promtool (prometheus), amtool (prometheus-alertmanager): the fleet's alert rules
+#   (`promtool check rules` and `promtool test rules`), metrics and Alertmanager config.
 SYSTEM_DEPS := sshd:openssh-server:/usr/sbin/sshd njs:njs:/usr/bin/njs \
   sudo:sudo:/usr/bin/sudo wg:wireguard-tools:/usr/bin/wg \
   iptables-restore:iptables:/usr/sbin/iptables-restore ufw:ufw:/usr/sbin/ufw \
   systemd-analyze:systemd:/usr/bin/systemd-analyze apt-config:apt:/usr/bin/apt-config \
-  restic:restic:/usr/bin/restic
+  restic:restic:/usr/bin/restic promtool:prometheus:/usr/bin/promtool \
+  amtool:prometheus-alertmanager:/usr/bin/amtool
 
 system-deps:
 	@missing=""; for dep in $(SYSTEM_DEPS); do \

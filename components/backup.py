@@ -26,6 +26,7 @@ import pulumi
 import pulumi_aws as aws
 from pydantic import Field, model_validator
 
+from components.compose import METRICS_DIR
 from components.log_bucket import private_bucket
 from components.settings import Settings
 from components.tagging import component_tags
@@ -36,7 +37,7 @@ BACKUP_ENV = "/etc/trading-infra/backup.env"
 BACKUP_SCRIPT = "/usr/local/lib/trading-infra/backup.sh"
 BACKUP_UNIT = "trading-infra-backup"
 """The systemd service and timer (``<unit>.service``, ``<unit>.timer``)."""
-BACKUP_METRICS = "/var/lib/trading-infra/backup.prom"
+BACKUP_METRICS = f"{METRICS_DIR}/backup.prom"
 """The last run's outcome in Prometheus' text format: what the backup alerts read."""
 BACKUP_LOCK = "/var/lib/trading-infra/backup.lock"
 """flock(1)'s file: a backup run and a restore drill never use the repository at once."""

@@ -24,6 +24,12 @@ QUESTDB_HTTP_PORT = 9000
 QUESTDB_ILP_PORT = 9009
 BACKTESTING_PORT = 5003
 ML_SERVICE_PORT = 5004
+NODE_EXPORTER_PORT = 9100
+ALERTMANAGER_PORT = 9093
+PROMETHEUS_PORT = 9090
+METRICS_DIR = "/var/lib/trading-infra/metrics"
+"""The node exporter's textfile directory on each host: every ``*.prom`` in it is
+served (``components/alerting.py`` says what writes them)."""
 
 
 @dataclass(frozen=True)
@@ -46,14 +52,29 @@ ROLES: dict[str, RoleSpec] = {
     "orchestrator": RoleSpec(
         "orchestrator",
         (GATEWAY_PORT, QUESTDB_ILP_PORT),
-        ("api_gateway", "backtesting", "ml_service", "questdb", "redis", "prometheus", "grafana"),
+        (
+            "api_gateway",
+            "backtesting",
+            "ml_service",
+            "questdb",
+            "redis",
+            "prometheus",
+            "grafana",
+            "alertmanager",
+            "node_exporter",
+        ),
     ),
     # The orchestrator's gateway routes orders and data requests; its Prometheus scrapes.
+    # ... and scrapes their node exporters.
     "futures": RoleSpec(
-        "execution", (TRADING_PORT, MARKET_DATA_PORT), ("trading_service", "market_data", "redis")
+        "execution",
+        (TRADING_PORT, MARKET_DATA_PORT, NODE_EXPORTER_PORT),
+        ("trading_service", "market_data", "redis", "node_exporter"),
     ),
     "equities-crypto": RoleSpec(
-        "execution", (TRADING_PORT, MARKET_DATA_PORT), ("trading_service", "market_data", "redis")
+        "execution",
+        (TRADING_PORT, MARKET_DATA_PORT, NODE_EXPORTER_PORT),
+        ("trading_service", "market_data", "redis", "node_exporter"),
     ),
 }
 """The fleet's roles as data: every other table of roles is derived from this one."""
@@ -79,6 +100,15 @@ MESH_PORTS: dict[str, tuple[int, ...]] = {
 
 
 @dataclass(frozen=True)
+class MonitoredHost:
+    """A host as Prometheus scrapes it."""
+
+    name: str
+    role: str
+    wireguard_address: str
+
+
+@dataclass(frozen=True)
 class FleetServices:
     """What the compose files need to know about the fleet."""
 
@@ -93,6 +123,15 @@ class FleetServices:
     credentials: Mapping[str, Sequence[str]] = field(default_factory=dict)
     """Credential names (``apiKey``...) by broker or data provider: the services that
     talk to it read them from the host's .env."""
+    hosts: Sequence[MonitoredHost] = ()
+    """Every host, for Prometheus to scrape over the mesh."""
+    alert_rules: str = ""
+    """Prometheus' alerting rules (``components.alerting.alert_rules``)."""
+    alertmanager: str = ""
+    """Alertmanager's config, its secret as ``${VARIABLE}`` from the .env
+    (``components.alerting.alertmanager_config``)."""
+    alert_variables: Sequence[str] = ()
+    """The .env variables Alertmanager's config takes (the receiver's secret)."""
 
     def variables(self, providers: Sequence[str]) -> list[str]:
         """The .env variables of ``providers``' credentials."""
@@ -202,23 +241,81 @@ def _redis(image: str) -> dict[str, Any]:
     )
 
 
-def prometheus_config(wireguard_addresses: Mapping[str, str]) -> str:
-    """Prometheus scrapes every node's services over the mesh."""
-    targets = sorted(
+PROMETHEUS_RULES = "/etc/prometheus/rules.yml"
+ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
+
+
+def prometheus_config(
+    wireguard_addresses: Mapping[str, str], hosts: Sequence[MonitoredHost] = ()
+) -> str:
+    """Prometheus scrapes every node's services and node exporter over the mesh (the
+    orchestrator's own exporter on the compose network), evaluates the alert rules and
+    sends to the local Alertmanager."""
+    services = sorted(
         f"{address}:{port}"
         for role, address in wireguard_addresses.items()
         for port in MESH_PORTS[role]
-        if port != QUESTDB_ILP_PORT
+        if port not in (QUESTDB_ILP_PORT, NODE_EXPORTER_PORT)
     )
+    nodes = [
+        {
+            "targets": [
+                f"node-exporter:{NODE_EXPORTER_PORT}"
+                if ROLES[host.role].kind == "orchestrator"
+                else f"{host.wireguard_address}:{NODE_EXPORTER_PORT}"
+            ],
+            "labels": {"host": host.name, "role": host.role},
+        }
+        for host in sorted(hosts, key=lambda h: h.name)
+    ]
     return yaml.safe_dump(
         {
-            "global": {"scrape_interval": "15s"},
+            "global": {"scrape_interval": "15s", "evaluation_interval": "15s"},
+            "rule_files": [PROMETHEUS_RULES],
+            "alerting": {
+                "alertmanagers": [
+                    {"static_configs": [{"targets": [f"alertmanager:{ALERTMANAGER_PORT}"]}]}
+                ]
+            },
             "scrape_configs": [
-                {"job_name": "prometheus", "static_configs": [{"targets": ["127.0.0.1:9090"]}]},
-                {"job_name": "trading", "static_configs": [{"targets": targets}]},
+                {
+                    "job_name": "prometheus",
+                    "static_configs": [{"targets": [f"127.0.0.1:{PROMETHEUS_PORT}"]}],
+                },
+                {"job_name": "trading", "static_configs": [{"targets": services}]},
+                {"job_name": "node", "static_configs": nodes},
             ],
         },
         sort_keys=True,
+    )
+
+
+def _for_compose(text: str) -> str:
+    """A file's text as a compose ``configs.content``: Compose interpolates ``$`` there,
+    so a literal one is written ``$$`` (the rules' ``$labels``)."""
+    return text.replace("$", "$$")
+
+
+def _node_exporter(image: str, ports: Sequence[str] = ()) -> dict[str, Any]:
+    # The textfile collector alone: the fleet's own metrics, and no host filesystem,
+    # /proc or /sys mounted into the container.
+    return _service(
+        image,
+        health=["CMD", "wget", "-qO-", f"http://127.0.0.1:{NODE_EXPORTER_PORT}/metrics"],
+        memory="64m",
+        ports=ports,
+        volumes=[f"{METRICS_DIR}:/textfile:ro"],
+        extra={
+            "command": [
+                "--collector.disable-defaults",
+                "--collector.textfile",
+                "--collector.textfile.directory=/textfile",
+                f"--web.listen-address=:{NODE_EXPORTER_PORT}",
+            ],
+            "user": "65534:65534",
+            "cap_drop": ["ALL"],
+            "read_only": True,
+        },
     )
 
 
@@ -284,16 +381,32 @@ def _orchestrator(address: str, fleet: FleetServices, ilp_auth: str) -> dict[str
             "redis": _redis(images["redis"]),
             "prometheus": _service(
                 images["prometheus"],
-                health=["CMD", "wget", "-qO-", "http://127.0.0.1:9090/-/healthy"],
+                health=["CMD", "wget", "-qO-", f"http://127.0.0.1:{PROMETHEUS_PORT}/-/healthy"],
                 memory="512m",
-                ports=["127.0.0.1:9090:9090"],
+                ports=[f"127.0.0.1:{PROMETHEUS_PORT}:{PROMETHEUS_PORT}"],
                 volumes=["prometheus-data:/prometheus"],
                 extra={
                     "configs": [
-                        {"source": "prometheus", "target": "/etc/prometheus/prometheus.yml"}
+                        {"source": "prometheus", "target": "/etc/prometheus/prometheus.yml"},
+                        {"source": "prometheus-rules", "target": PROMETHEUS_RULES},
                     ]
                 },
             ),
+            "alertmanager": _service(
+                images["alertmanager"],
+                health=[
+                    "CMD",
+                    "wget",
+                    "-qO-",
+                    f"http://127.0.0.1:{ALERTMANAGER_PORT}/-/healthy",
+                ],
+                memory="128m",
+                # For operators through an SSH tunnel; Prometheus uses the compose network.
+                ports=[f"127.0.0.1:{ALERTMANAGER_PORT}:{ALERTMANAGER_PORT}"],
+                volumes=["alertmanager-data:/alertmanager"],
+                extra={"configs": [{"source": "alertmanager", "target": ALERTMANAGER_CONFIG}]},
+            ),
+            "node-exporter": _node_exporter(images["node_exporter"]),
             "grafana": _service(
                 images["grafana"],
                 health=["CMD", "wget", "-qO-", "http://127.0.0.1:3000/api/health"],
@@ -311,10 +424,20 @@ def _orchestrator(address: str, fleet: FleetServices, ilp_auth: str) -> dict[str
             ),
         },
         "volumes": {
-            name: {} for name in ("questdb-data", "redis-data", "prometheus-data", "grafana-data")
+            name: {}
+            for name in (
+                "questdb-data",
+                "redis-data",
+                "prometheus-data",
+                "grafana-data",
+                "alertmanager-data",
+            )
         },
         "configs": {
-            "prometheus": {"content": prometheus_config(peers)},
+            "prometheus": {"content": _for_compose(prometheus_config(peers, fleet.hosts))},
+            "prometheus-rules": {"content": _for_compose(fleet.alert_rules)},
+            # Its one ${VARIABLE}, the receiver's secret, is filled in from the .env.
+            "alertmanager": {"content": fleet.alertmanager},
             "questdb-ilp-auth": {"content": ilp_auth},
         },
     }
@@ -359,6 +482,10 @@ def _execution(role: str, address: str, fleet: FleetServices) -> dict[str, Any]:
                 extra={"env_file": [ILP_ENV]},
             ),
             "redis": _redis(images["redis"]),
+            "node-exporter": _node_exporter(
+                images["node_exporter"],
+                ports=[f"{address}:{NODE_EXPORTER_PORT}:{NODE_EXPORTER_PORT}"],
+            ),
         },
         "volumes": {"redis-data": {}},
     }
@@ -374,6 +501,8 @@ def render_compose(
     if ROLES[role].kind == "orchestrator":
         if not ilp_auth.strip():
             raise ValueError("the orchestrator's QuestDB needs the writers' ILP public keys")
+        if not (fleet.alert_rules.strip() and fleet.alertmanager.strip()):
+            raise ValueError("the orchestrator's Prometheus needs its alert rules and receiver")
         document = _orchestrator(wireguard_address, fleet, ilp_auth)
     else:
         document = _execution(role, wireguard_address, fleet)
@@ -393,7 +522,7 @@ def env_values(role: str, fleet: FleetServices, secrets: Mapping[str, str]) -> d
     """What a host of ``role`` gets in its .env: only what its compose file references
     (``secrets``: every variable by name)."""
     if ROLES[role].kind == "orchestrator":
-        wanted = ["GRAFANA_ADMIN_PASSWORD", "QUESTDB_PG_PASSWORD"]
+        wanted = ["GRAFANA_ADMIN_PASSWORD", "QUESTDB_PG_PASSWORD", *fleet.alert_variables]
     else:
         providers = [*fleet.brokers.get(role, ()), *fleet.data_providers.get(role, ())]
         wanted = fleet.variables(providers)

@@ -30,6 +30,14 @@ from pathlib import Path
 import pulumi
 from pulumi_command import remote
 
+from components.alerting import (
+    FLEET_METRICS,
+    METRICS_DIR,
+    METRICS_SCRIPT,
+    METRICS_UNIT,
+    metrics_service,
+    metrics_timer,
+)
 from components.backup import (
     BACKUP_ENV,
     BACKUP_METRICS,
@@ -76,6 +84,7 @@ REGISTRY_LOGIN = "registry-login"
 COMPOSE_UP = "compose-up"
 HEALTH = "health"
 BACKUP = "backup"
+METRICS = "metrics"
 """A host's steps, in order. Each is a resource named ``<host>-<step>`` (``step_name``);
 ``ops drift``, the plan mocks and the rehearsal find the steps by these names."""
 
@@ -563,6 +572,20 @@ def backup_install_script(host: HostSettings, settings: BackupSettings) -> str:
         f"chmod 600 {shlex.quote(BACKUP_ENV)}.new",
         f"mv {shlex.quote(BACKUP_ENV)}.new {shlex.quote(BACKUP_ENV)}",
     ]
+    lines += _staged_files(files)
+    lines += [
+        "systemctl daemon-reload",
+        f"systemctl enable --now {BACKUP_UNIT}.timer",
+        f"echo 'backup: {BACKUP_UNIT}.timer every {settings.interval_minutes} min'",
+    ]
+    return "#!/usr/bin/env bash\n" + "\n".join(lines) + "\n"
+
+
+def _staged_files(files: list[tuple[str, str, str]]) -> list[str]:
+    """Lines writing each (path, mode, text): base64 in a here-string (the session's
+    stdin stays the step's own), staged beside the target, sudoers files checked by
+    visudo, then moved into place."""
+    lines = []
     for path, mode, text in files:
         encoded = base64.b64encode(text.encode()).decode()
         staged = shlex.quote(f"{path}.new")
@@ -572,10 +595,37 @@ def backup_install_script(host: HostSettings, settings: BackupSettings) -> str:
             *([f"visudo -cqf {staged}"] if path.startswith("/etc/sudoers.d/") else []),
             f"mv {staged} {shlex.quote(path)}",
         ]
-    lines += [
+    return lines
+
+
+METRICS_DATA_PATHS = ("/", "/var/lib/docker")
+"""The filesystems the disk alert watches: the system and the containers' volumes."""
+
+
+def metrics_install_script() -> str:
+    """The ``metrics`` step: installs the metrics script, its service and timer, the
+    node exporter's textfile directory, and starts the timer (every minute)."""
+    script = with_settings(
+        "fleet_metrics.sh",
+        APP_DIR=APP_DIR,
+        METRICS=FLEET_METRICS,
+        WG_CONFIG=f"/etc/wireguard/{WIREGUARD_INTERFACE}.conf",
+        WG_INTERFACE=WIREGUARD_INTERFACE,
+        DATA_PATHS=" ".join(METRICS_DATA_PATHS),
+    )
+    files = [
+        (METRICS_SCRIPT, "755", script),
+        (f"/etc/systemd/system/{METRICS_UNIT}.service", "644", metrics_service()),
+        (f"/etc/systemd/system/{METRICS_UNIT}.timer", "644", metrics_timer()),
+    ]
+    lines = [
+        "set -euo pipefail",
+        f"install -d -m 755 {shlex.quote(METRICS_SCRIPT.rsplit('/', 1)[0])}",
+        f"install -d -m 755 {shlex.quote(METRICS_DIR)}",
+        *_staged_files(files),
         "systemctl daemon-reload",
-        f"systemctl enable --now {BACKUP_UNIT}.timer",
-        f"echo 'backup: {BACKUP_UNIT}.timer every {settings.interval_minutes} min'",
+        f"systemctl enable --now {METRICS_UNIT}.timer",
+        f"echo 'metrics: {METRICS_UNIT}.timer every minute into {METRICS_DIR}'",
     ]
     return "#!/usr/bin/env bash\n" + "\n".join(lines) + "\n"
 
@@ -726,7 +776,14 @@ class VpsHost(pulumi.ComponentResource):
                 lambda files: deploy_manifest(sha256(files[0]), sha256(files[1]))
             )
         )
-        pulls_after: list[pulumi.Resource] = [compose, env, *gate]
+        # The node exporter serves the metrics directory: the timer fills it first.
+        metrics = remote.Command(
+            step_name(name, METRICS),
+            connection=self.connection,
+            create=remote_bash(metrics_install_script(), METRICS, sudo=True),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[wireguard]),
+        )
+        pulls_after: list[pulumi.Resource] = [compose, env, metrics, *gate]
         if self.ilp_key is not None:
             pulls_after.append(self.ilp_key)
         registry = self._registry

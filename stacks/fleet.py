@@ -11,9 +11,11 @@ import dataclasses
 import pulumi
 import pulumi_aws as aws
 
+from components.alerting import alert_rules, alertmanager_config, receiver_variable
 from components.backup import BackupBucket, backup_env
 from components.compose import (
     FleetServices,
+    MonitoredHost,
     credential_variable,
     env_values,
     ilp_auth_file,
@@ -51,6 +53,10 @@ def services_of(config: FleetStackConfig) -> FleetServices:
         brokers={role: markets.brokers for role, markets in fleet.roles.items()},
         data_providers={role: markets.data_providers for role, markets in fleet.roles.items()},
         credentials={name: sorted(keys) for name, keys in config.broker_credentials.items()},
+        hosts=[MonitoredHost(h.name, h.role, h.wireguard_address) for h in fleet.hosts],
+        alert_rules=alert_rules(fleet.alerting, fleet.backup.interval_minutes),
+        alertmanager=alertmanager_config(fleet.alerting),
+        alert_variables=[receiver_variable(fleet.alerting)],
     )
 
 
@@ -60,6 +66,8 @@ def env_secrets(config: FleetStackConfig) -> dict[str, str]:
         "GRAFANA_ADMIN_PASSWORD": config.grafana_admin_password,
         "QUESTDB_PG_PASSWORD": config.questdb_password,
     }
+    if config.alert_receiver_secret:
+        secrets[receiver_variable(config.fleet.alerting)] = config.alert_receiver_secret
     for provider, keys in config.broker_credentials.items():
         secrets |= {credential_variable(provider, key): value for key, value in keys.items()}
     return secrets

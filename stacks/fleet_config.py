@@ -15,6 +15,10 @@ from pydantic import (
     model_validator,
 )
 
+from components.alerting import (
+    AlertingSettings,
+    receiver_secret_problem,
+)
 from components.backup import BackupSettings
 from components.compose import EXECUTION_ROLES, ROLES
 from components.hosts import (
@@ -78,10 +82,24 @@ class FleetImagesConfig(Section):
         "@sha256:d8ea37798ccc41061a62ab080f2676dda6bf7815558499f901bdb0f533a456fb"
     )
     """Orchestrator: dashboards."""
+    alertmanager: PinnedImage = (
+        "prom/alertmanager:v0.27.0"
+        "@sha256:e13b6ed5cb929eeaee733479dce55e10eb3bc2e9c4586c705a4e8da41e5eacf5"
+    )
+    """Orchestrator: routes the fleet's alerts to the receiver."""
+    node_exporter: PinnedImage = (
+        "prom/node-exporter:v1.8.2"
+        "@sha256:4032c6d5bfd752342c3e631c2f1de93ba6b86c41db6b167b9a35372c139e7706"
+    )
+    """Every node: serves the host's metrics (textfile collector) to Prometheus."""
 
 
 class BackupConfig(BackupSettings, Section):
     """``trading-infra:fleet.backup``: restic backups of each host's stateful data."""
+
+
+class AlertingConfig(AlertingSettings, Section):
+    """``trading-infra:fleet.alerting``: alert thresholds and the receiver."""
 
 
 class ExecutionRoleConfig(Section):
@@ -140,6 +158,9 @@ class FleetConfig(Section):
     backup: BackupConfig
     """Backups of each host's stateful data, off-host. Required: ``bucketRegion`` at
     least."""
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
+    """Alert rules and where alerts go. Default: a webhook (``alertWebhookUrl``) with
+    the default thresholds."""
     health_timeout_seconds: Annotated[int, Field(ge=10, le=1800)] = 180
     """How long a deploy waits for every service to be healthy. Default 180."""
     rollout_order: list[str] = Field(default_factory=list)
@@ -314,6 +335,14 @@ class FleetStackConfig(Section):
     backup_password: str
     """The password of every host's restic repository, a secret: ``pulumi config set
     --secret backupPassword …``. Losing it loses the backups: keep a copy apart."""
+    alert_webhook_url: str = ""
+    """The webhook alerts are posted to with ``fleet.alerting.receiver: webhook`` (an
+    https:// URL with its token: Slack, Opsgenie, PagerDuty), a secret: ``pulumi config
+    set --secret alertWebhookUrl …``. Required on a real deploy with that receiver."""
+    alert_smtp_password: str = ""
+    """The SMTP password with ``fleet.alerting.receiver: email``, a secret: ``pulumi
+    config set --secret alertSmtpPassword …``. Required on a real deploy with that
+    receiver."""
     registry_pull_token: str = ""
     """A read-only pull token for ``fleet.registry`` (a GitHub token with
     ``read:packages`` only, for ghcr.io), a secret: ``pulumi config set --secret
@@ -335,10 +364,44 @@ class FleetStackConfig(Section):
         "registry_pull_token",
         "drift_digest_key",
         "backup_password",
+        "alert_webhook_url",
+        "alert_smtp_password",
     )
     @classmethod
     def _stored_encrypted(cls, value: Any, info: ValidationInfo) -> Any:
         return must_be_secret(value, info)
+
+    @property
+    def alert_receiver_secret(self) -> str:
+        """The secret of the configured receiver ("" when unset)."""
+        if self.fleet.alerting.receiver == "webhook":
+            return self.alert_webhook_url
+        return self.alert_smtp_password
+
+    def _receiver_secret_problems(self, real_deploy: bool) -> list[str]:
+        receiver = self.fleet.alerting.receiver
+        key, other = (
+            ("alertWebhookUrl", "alertSmtpPassword")
+            if receiver == "webhook"
+            else ("alertSmtpPassword", "alertWebhookUrl")
+        )
+        problems = []
+        if self.alert_smtp_password if receiver == "webhook" else self.alert_webhook_url:
+            problems.append(
+                f"@{other}: fleet.alerting.receiver is {receiver}, which does not use it; "
+                f"remove it, or change the receiver"
+            )
+        secret = self.alert_receiver_secret
+        if secret:
+            problem = receiver_secret_problem(secret, receiver)
+            if problem:
+                problems.append(f"@{key}: {problem}")
+        elif real_deploy:
+            problems.append(
+                f"@{key}: fleet.alerting.receiver {receiver} needs it, or no alert reaches "
+                f"anyone; set it with `pulumi config set --secret {key} …`"
+            )
+        return problems
 
     @model_validator(mode="after")
     def _credentials_match_the_brokers(self, info: ValidationInfo) -> FleetStackConfig:
@@ -355,6 +418,9 @@ class FleetStackConfig(Section):
                 "@registryPullToken: there is no fleet.registry to log in to; set "
                 "fleet.registry {server, username} or remove the token"
             )
+        problems += self._receiver_secret_problems(
+            bool((info.context or {}).get("check_artifacts"))
+        )
         if (info.context or {}).get("check_artifacts"):
             if fleet.registry is not None and not self.registry_pull_token:
                 problems.append(

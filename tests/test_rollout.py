@@ -124,9 +124,9 @@ def test_an_image_override_must_be_an_image_the_hosts_role_runs() -> None:
     )
     assert sorted(found) == [
         "trading-infra:fleet.hosts[1].images.grafana: host chicago (futures) does not run it; "
-        "its images are tradingService, marketData, redis",
+        "its images are tradingService, marketData, redis, nodeExporter",
         "trading-infra:fleet.hosts[1].images.tradingServices: not an image of fleet.images; "
-        "use one of tradingService, marketData, redis",
+        "use one of tradingService, marketData, redis, nodeExporter",
     ]
 
 

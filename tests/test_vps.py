@@ -168,6 +168,7 @@ def compose_files(tmp_path: Path, name: str) -> tuple[Path, Path]:
     variables = [
         "GRAFANA_ADMIN_PASSWORD",
         "QUESTDB_PG_PASSWORD",
+        *services.alert_variables,
         *services.variables(sorted(services.credentials)),
     ]
     env.write_text(render_env(env_values(spec.role, services, dict.fromkeys(variables, "x"))))

@@ -3,8 +3,8 @@ Docker engine and the WireGuard kernel interface.
 
 Each one appends its command line to ``state/calls.log`` and keeps just enough state to
 answer the questions the fleet's scripts ask (``ufw status``, ``docker compose ps``,
-``wg show wg0``). ``wg genkey``/``wg pubkey`` and ``wg-quick strip`` run the real
-wireguard-tools. Tests steer them through files in the state directory:
+``docker inspect``, ``wg show wg0``). ``wg genkey``/``wg pubkey`` and ``wg-quick strip``
+run the real wireguard-tools. Tests steer them through files in the state directory:
 ``unhealthy`` (services ``docker compose ps`` reports unhealthy), ``docker-version``
 (the installed docker-ce), ``ssh-socket`` (sshd is socket-activated).
 """
@@ -60,6 +60,11 @@ def docker_version():
     return pinned.read_text().strip() if pinned.exists() else "28.5.1"
 
 
+def unhealthy_services():
+    marked = STATE / "unhealthy"
+    return marked.read_text().split() if marked.exists() else []
+
+
 def docker():
     if ARGS[:1] == ["version"]:
         print(docker_version())
@@ -68,6 +73,14 @@ def docker():
         secret = sys.stdin.read()
         target = STATE / "docker-login"
         target.write_text(f"{ARGS[1:]}\n{secret}")
+        return 0
+    if ARGS[:1] == ["inspect"]:
+        # The metrics script's template: service, state, health, restart count.
+        unhealthy = unhealthy_services()
+        for container in ARGS[3:]:
+            service = container.removeprefix("id-")
+            health = "unhealthy" if service in unhealthy else "healthy"
+            print(f"{service} running {health} 0")
         return 0
     if ARGS[:1] != ["compose"]:
         return 0
@@ -91,8 +104,10 @@ def docker():
         if not (STATE / "running").exists():
             return 0
         services = (yaml.safe_load(Path(compose).read_text()) or {}).get("services") or {}
-        marked = STATE / "unhealthy"
-        unhealthy = marked.read_text().split() if marked.exists() else []
+        if "--quiet" in ARGS:
+            print("\n".join(f"id-{service}" for service in services))
+            return 0
+        unhealthy = unhealthy_services()
         for service, definition in services.items():
             health = "unhealthy" if service in unhealthy else "healthy"
             if option("--format") == "json":
@@ -164,6 +179,8 @@ def wg():
                 peers.append((key, value))
         if ARGS[2:3] == ["peers"]:
             print("\n".join(key for key, _ in peers))
+        elif ARGS[2:3] == ["latest-handshakes"]:
+            print("\n".join(f"{key}\t1700000000" for key, _ in peers))
         elif ARGS[2:3] == ["dump"]:
             # wg(8) dump: the interface line, then one tab-separated line per peer.
             print("\t".join(["(hidden)", "(public)", "51820", "off"]))

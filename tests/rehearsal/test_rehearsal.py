@@ -15,6 +15,7 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric import ec
 from pulumi.runtime import MockResourceArgs
 
+from components.alerting import FLEET_METRICS, METRICS_SCRIPT, METRICS_UNIT
 from components.backup import (
     BACKUP_ENV,
     BACKUP_SCRIPT,
@@ -98,6 +99,40 @@ def test_backup_step_installs_its_credentials_from_stdin_and_starts_the_timer(
     script = box.read(BACKUP_SCRIPT)
     assert f"readonly BACKUP_HOST={host}\n" in script and box.mode(BACKUP_SCRIPT) == 0o755
     assert f"systemctl enable --now {BACKUP_UNIT}.timer" in box.calls()
+
+
+@pytest.mark.parametrize("host", HOSTS)
+def test_metrics_step_starts_the_timer_and_its_script_reports_the_host(
+    fleet: Fleet, first, host: str
+) -> None:
+    """The installed metrics script, run as the timer runs it (root), on a deployed
+    host: every service of its compose file and every peer, in a file promtool reads."""
+    plan, operations = first
+    steps = [name for name, _ in steps_of(operations, host)]
+    assert steps.index("metrics") < steps.index("compose-up")
+    box = fleet.hosts[host]
+    assert box.mode(METRICS_SCRIPT) == 0o755
+    assert f"systemctl enable --now {METRICS_UNIT}.timer" in box.calls()
+    connection = plan.named(f"{host}-metrics").revealed["connection"]
+    run(
+        connection,
+        f"sudo {METRICS_SCRIPT}",
+        stdin=None,
+        environment=None,
+        routes=fleet.mocks.routes,
+    )
+    text = box.read(FLEET_METRICS)
+    assert box.mode(FLEET_METRICS) == 0o644
+    checked = subprocess.run(
+        ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, timeout=30
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    services = yaml.safe_load(box.read(f"{APP_DIR}/docker-compose.yml"))["services"]
+    for service in services:
+        assert f'trading_infra_container_healthy{{service="{service}"}} 1\n' in text
+    for peer in HOSTS:
+        line = f'trading_infra_wireguard_latest_handshake_seconds{{peer="{peer}"}} 1700000000\n'
+        assert (line in text) == (peer != host), peer
 
 
 @pytest.mark.parametrize("host", HOSTS)
