@@ -2,8 +2,10 @@
 
 Per host, in order: bootstrap (packages, ufw, SSH hardening checked by ``sshd -t``,
 unattended-upgrades, fail2ban, docker daemon settings) -> WireGuard key generated on the
-host -> the mesh config with every peer -> the role's compose file and .env -> ``docker
-compose up`` -> a bounded health check. Every command's inputs are rendered by the pure
+host -> the mesh config with every peer -> the role's compose file and .env, and the
+metrics timer the alerts read -> ``docker compose up`` -> a bounded health check -> the
+backup timer. In a rollout, the services' steps wait for the previous host's health
+check (``deploy(after=...)``). Every command's inputs are rendered by the pure
 functions below, so a re-run with nothing changed changes no input and runs nothing.
 
 Two phases, because a host's mesh config needs every other host's public key:
@@ -81,10 +83,10 @@ WIREGUARD = "wireguard"
 COMPOSE_FILE = "compose-file"
 ENV_FILE = "env-file"
 REGISTRY_LOGIN = "registry-login"
+METRICS = "metrics"
 COMPOSE_UP = "compose-up"
 HEALTH = "health"
 BACKUP = "backup"
-METRICS = "metrics"
 """A host's steps, in order. Each is a resource named ``<host>-<step>`` (``step_name``);
 ``ops drift``, the plan mocks and the rehearsal find the steps by these names."""
 

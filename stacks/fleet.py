@@ -1,7 +1,8 @@
 """The ``vps`` stack (role ``vps-fleet``): composition only.
 
 Every host is bootstrapped and generates its WireGuard key; once all keys exist, each
-host joins the mesh with its peers' keys and deploys its role's services.
+host joins the mesh with its peers' keys and deploys its role's services, one host at
+a time in ``fleet.rolloutOrder`` (each after the previous host's health check).
 """
 
 from __future__ import annotations
