@@ -28,7 +28,7 @@ from typing import Annotated, Literal
 import yaml
 from pydantic import Field, model_validator
 
-from components.compose import METRICS_DIR
+from components.compose import METRICS_DIR, env_reference
 from components.settings import Settings
 
 FLEET_METRICS = f"{METRICS_DIR}/fleet.prom"
@@ -117,10 +117,6 @@ def receiver_variable(settings: AlertingSettings) -> str:
     return WEBHOOK_URL_VARIABLE if settings.receiver == "webhook" else SMTP_PASSWORD_VARIABLE
 
 
-def _from_env(variable: str) -> str:
-    return f"${{{variable}:?set by the deploy}}"
-
-
 _SECRET = "TRADING_INFRA_RECEIVER_SECRET"  # noqa: S105 (a placeholder)
 """Where the receiver's secret goes in the rendered config (a plain YAML scalar)."""
 
@@ -157,7 +153,7 @@ def alertmanager_config(settings: AlertingSettings) -> str:
     # In double quotes: Compose fills the secret in before Alertmanager parses it, and
     # only '"' and '\\' (which the secret cannot hold) are special there.
     text = yaml.safe_dump(config, sort_keys=False, width=200)
-    return text.replace(_SECRET, f'"{_from_env(receiver_variable(settings))}"')
+    return text.replace(_SECRET, f'"{env_reference(receiver_variable(settings))}"')
 
 
 def _rule(alert: str, expr: str, minutes: int, severity: str, summary: str) -> dict:

@@ -148,9 +148,14 @@ def credential_variable(provider: str, key: str) -> str:
     return f"{provider}_{snake}".replace("-", "_").upper()
 
 
+def env_reference(name: str) -> str:
+    """``${NAME:?...}``: Compose fills it in from the .env the deploy installs (a Pulumi
+    secret), and refuses to start without it: no default."""
+    return f"${{{name}:?set by the deploy}}"
+
+
 def _from_env(variables: Sequence[str]) -> dict[str, str]:
-    # Interpolated from the .env the deploy installs (Pulumi secrets); no default.
-    return {name: f"${{{name}:?set by the deploy}}" for name in variables}
+    return {name: env_reference(name) for name in variables}
 
 
 def _service(
@@ -373,7 +378,7 @@ def _orchestrator(address: str, fleet: FleetServices, ilp_auth: str) -> dict[str
                     "QDB_LINE_TCP_AUTH_DB_PATH": QUESTDB_ILP_AUTH,
                     # PG wire: the stack's credentials, never the image's admin/quest.
                     "QDB_PG_USER": QUESTDB_PG_USER,
-                    "QDB_PG_PASSWORD": "${QUESTDB_PG_PASSWORD:?set by the deploy}",
+                    "QDB_PG_PASSWORD": env_reference("QUESTDB_PG_PASSWORD"),
                 },
                 volumes=["questdb-data:/var/lib/questdb"],
                 extra={"configs": [{"source": "questdb-ilp-auth", "target": QUESTDB_ILP_AUTH}]},
@@ -415,7 +420,7 @@ def _orchestrator(address: str, fleet: FleetServices, ilp_auth: str) -> dict[str
                 environment={
                     "GF_SECURITY_ADMIN_USER": "admin",
                     # From the .env the deploy installs (a Pulumi secret); no default.
-                    "GF_SECURITY_ADMIN_PASSWORD": "${GRAFANA_ADMIN_PASSWORD:?set by the deploy}",
+                    "GF_SECURITY_ADMIN_PASSWORD": env_reference("GRAFANA_ADMIN_PASSWORD"),
                     "GF_USERS_ALLOW_SIGN_UP": "false",
                     "GF_ANALYTICS_REPORTING_ENABLED": "false",
                 },

@@ -337,11 +337,11 @@ def _rollout_lines(plan: Plan, base: Mapping[str, Any] | None) -> list[str]:
     order: list[str] = plan.outputs.get(keys.FLEET_ROLLOUT, [])
     if not order:
         return []
-    head = plan_document(plan) if base is not None else None
+    head = plan_document(plan)
     lines = ["  rollout, one host at a time, each once the previous host's health check passed:"]
     for position, name in enumerate(order, start=1):
         label = f"    {position}. {name}{' (canary)' if position == 1 and len(order) > 1 else ''}"
-        if base is not None and head is not None:
+        if base is not None:
             changed = host_changes(base, head, name)
             label += f": changes {', '.join(changed)}" if changed else ": unchanged"
         lines.append(label)
