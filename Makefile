@@ -59,15 +59,22 @@ system-deps:
 
 test: lint typecheck pytest nodetest
 
+# pytest-xdist workers: twice the cores. The suite waits as well as it computes (health
+# checks retried, SSH round trips, sshd and restic starting), and a second worker per core
+# runs in those waits; more than two adds more start-up CPU than it overlaps.
+# benchmarks/suite_time.py measures it (2 cores: 2 workers 233 s, 4 workers 215 s,
+# 6 workers 233 s).
+PYTEST_WORKERS ?= $(shell $(PYTHON) -c 'import os; print(2 * (os.cpu_count() or 1))')
+
 # The edit-run loop: every test but the two suites that run real servers (the drift
 # scans against moto's server, the fleet rehearsals over real sshd). `make test` and
 # CI run those too.
 quick: lint $(VENV_STAMP) system-deps
-	$(RUN) pytest -q -n auto --dist loadfile --ignore=tests/drift --ignore=tests/rehearsal
+	$(RUN) pytest -q -n $(PYTEST_WORKERS) --dist loadfile --ignore=tests/drift --ignore=tests/rehearsal
 	node --test tests/edge/
 
 pytest: $(VENV_STAMP) system-deps
-	$(RUN) pytest -q -n auto --dist loadfile
+	$(RUN) pytest -q -n $(PYTEST_WORKERS) --dist loadfile
 
 # The CloudFront Function on Node's own test runner and on njs (no npm packages needed).
 nodetest: system-deps
