@@ -12,12 +12,13 @@ from functools import cache
 from pathlib import Path
 from typing import Any, TypeVar
 
+import pytest
 from pydantic import BaseModel
 
 from ops.plan import plan_config, plan_stack
 from ops.runtime import MOCK_ORGANIZATION, Plan, PlannedResource, run_mocked
 from ops.stackfiles import read_stack_config
-from stacks.config import PROJECT
+from stacks.config import PROJECT, REQUIRED_SECRETS, ConfigError, parse_stack_config
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -52,6 +53,21 @@ def with_section(raw: dict[str, str], section: str, **changes: Any) -> dict[str,
     value.update(changes)
     value = {k: v for k, v in value.items() if v is not None}
     return {**raw, key: json.dumps(value)}
+
+
+FLEET_SECRETS = {f"{PROJECT}:{key}": "placeholder" for key in REQUIRED_SECRETS["vps-fleet"]}
+"""The vps stack's required secrets, each a placeholder: what a fleet config test adds."""
+
+
+def fleet_config_problems(
+    raw: dict[str, str], secret_keys: tuple[str, ...] = (), check_artifacts: bool = False
+) -> list[str]:
+    """Every problem the vps stack's config ``raw`` (with FLEET_SECRETS added) is
+    refused for; fails when it is accepted."""
+    keys = [*FLEET_SECRETS, *secret_keys]
+    with pytest.raises(ConfigError) as caught:
+        parse_stack_config({**FLEET_SECRETS, **raw}, "vps", keys, check_artifacts=check_artifacts)
+    return caught.value.problems
 
 
 FALLBACK_STACK = f"{MOCK_ORGANIZATION}/{PROJECT}/eu"

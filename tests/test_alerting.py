@@ -30,8 +30,7 @@ from components.alerting import (
 from components.compose import METRICS_DIR, NODE_EXPORTER_PORT, PROMETHEUS_RULES
 from components.vps import mesh_clients, ufw_rules, wireguard_config
 from ops.plan import plan_config, render_json
-from stacks.config import ConfigError, parse_stack_config
-from tests.support import committed_config
+from tests.support import committed_config, fleet_config_problems
 from tests.test_vps import COMPOSE, compose_files, fleet, host, mesh, shellcheck, systemd_verify
 
 WEBHOOK = "https://hooks.example.com/services/T000/B000/rehearsal-token"
@@ -512,27 +511,16 @@ def test_promtool_catches_a_broken_rule(
 
 # --- config -------------------------------------------------------------------------------
 
-SECRETS = {
-    f"trading-infra:{key}": "placeholder"
-    for key in ("sshPrivateKey", "grafanaAdminPassword", "questdbPassword", "backupPassword")
-}
-
 
 def problems(
     fleet_changes: dict[str, Any], check_artifacts: bool = False, **secrets: str
 ) -> list[str]:
+    """The committed vps config's problems with ``fleet_changes`` and ``secrets`` set."""
     raw = committed_config("vps")
     fleet_config = {**json.loads(raw["trading-infra:fleet"]), **fleet_changes}
-    values = {
-        **raw,
-        **SECRETS,
-        "trading-infra:fleet": json.dumps(fleet_config),
-        **{f"trading-infra:{k}": v for k, v in secrets.items()},
-    }
-    keys = [*SECRETS, *(f"trading-infra:{k}" for k in secrets)]
-    with pytest.raises(ConfigError) as caught:
-        parse_stack_config(values, "vps", keys, check_artifacts=check_artifacts)
-    return caught.value.problems
+    added = {f"trading-infra:{k}": v for k, v in secrets.items()}
+    values = {**raw, "trading-infra:fleet": json.dumps(fleet_config), **added}
+    return fleet_config_problems(values, tuple(added), check_artifacts=check_artifacts)
 
 
 def test_the_receiver_needs_its_settings_and_its_own_secret_only() -> None:

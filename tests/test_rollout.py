@@ -11,7 +11,6 @@ import json
 from functools import cache
 from typing import Any
 
-import pytest
 import yaml
 
 from components.compose import ROLES, ilp_auth_file, render_compose
@@ -28,9 +27,9 @@ from components.vps import (
 from ops.plan import host_changes, plan_config, plan_document, render_text
 from ops.runtime import Plan
 from stacks import outputs
-from stacks.config import ConfigError, FleetStackConfig, parse_stack_config
+from stacks.config import FleetStackConfig, parse_stack_config
 from stacks.fleet import services_of
-from tests.support import committed_config, committed_plan
+from tests.support import FLEET_SECRETS, committed_config, committed_plan, fleet_config_problems
 
 VPS = committed_config("vps")
 FLEET: dict[str, Any] = json.loads(VPS["trading-infra:fleet"])
@@ -49,20 +48,11 @@ def with_images(host: str, images: dict[str, str], **changes: Any) -> dict[str, 
     return with_fleet(hosts=hosts, **changes)
 
 
-SECRETS = {
-    f"trading-infra:{key}": "placeholder"
-    for key in ("sshPrivateKey", "grafanaAdminPassword", "questdbPassword", "backupPassword")
-}
-
-
-def problems(raw: dict[str, str]) -> list[str]:
-    with pytest.raises(ConfigError) as caught:
-        parse_stack_config({**raw, **SECRETS}, "vps", list(SECRETS))
-    return caught.value.problems
+problems = fleet_config_problems
 
 
 def parsed(raw: dict[str, str]) -> FleetStackConfig:
-    config = parse_stack_config({**raw, **SECRETS}, "vps", list(SECRETS))
+    config = parse_stack_config({**raw, **FLEET_SECRETS}, "vps", list(FLEET_SECRETS))
     assert isinstance(config, FleetStackConfig)
     return config
 
