@@ -52,7 +52,7 @@ problems = fleet_config_problems
 
 
 def parsed(raw: dict[str, str]) -> FleetStackConfig:
-    config = parse_stack_config({**raw, **FLEET_SECRETS}, "vps", list(FLEET_SECRETS))
+    config = parse_stack_config({**FLEET_SECRETS, **raw}, "vps", list(FLEET_SECRETS))
     assert isinstance(config, FleetStackConfig)
     return config
 
